@@ -1,0 +1,85 @@
+"""The contract every model of gradflow meets."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from gradflow.layout import Layout
+from gradflow.objective import ModelObjective
+
+__all__ = ["Model", "Observable"]
+
+Observable = Callable[[np.ndarray], Any]
+"""A function of the flat parameter vector θ returning a float or an array."""
+
+
+class Model(ABC):
+    """Base class of the models under ``gradflow.models``.
+
+    A new paper's model is added by writing one module under ``gradflow/models/`` that meets
+    this contract:
+
+    1. A module-level ``make_dataset(..., rng)`` returns a frozen dataclass of arrays (e.g.
+       ``X: (n, L, d)``, ``y: (n,)``), seeded by an explicit ``numpy.random.Generator`` or int.
+    2. A subclass of :class:`Model` whose constructor takes the hyper-parameters (validated,
+       with :class:`~gradflow.errors.ArgumentError` naming the bad one) and any fixed,
+       untrained quantities (drawn from an explicit ``rng``).
+    3. :attr:`layout`: the trained blocks, named as in the paper and the derivation document.
+    4. :meth:`init` ``(rng, preset=...)`` returns a flat θ₀; presets are named after the
+       paper's initialisations.
+    5. :meth:`sample_losses` ``(params, data)`` returns per-sample losses, shape ``(n,)``,
+       written complex-step safe (use :mod:`gradflow.numerics`; no ``abs``, ``maximum``,
+       ``conj`` or value-dependent branches on the differentiated path). :meth:`loss` is
+       their mean unless the paper weights samples otherwise.
+    6. :meth:`grad` ``(params, data)`` returns the closed-form gradient as a dict of blocks,
+       vectorised over samples and positions (no Python loop over either). It must pass
+       :func:`gradflow.check_gradient` by complex step to ~1e-10 relative, and its
+       derivation is written in ``docs/derivations/<module>.md`` with the code's symbols.
+    7. :meth:`observables` ``(data)`` returns ``{name: f(θ)}`` for the quantities the paper's
+       theorems speak about; named events (e.g. ``phase1_end(data)``) return
+       :class:`gradflow.Event` objects.
+    8. :meth:`check_data` rejects a dataset that does not fit the model, naming the field.
+
+    :meth:`objective` then binds the model to a dataset for :func:`gradflow.simulate`.
+    """
+
+    @property
+    @abstractmethod
+    def layout(self) -> Layout:
+        """The trained parameter blocks."""
+
+    @abstractmethod
+    def init(self, rng: Any = None, preset: str = "default") -> np.ndarray:
+        """A flat initial parameter vector, shape ``(layout.size,)``."""
+
+    @abstractmethod
+    def sample_losses(self, params: dict[str, np.ndarray], data: Any) -> np.ndarray:
+        """Per-sample losses, shape ``(n,)``; complex-step safe."""
+
+    @abstractmethod
+    def grad(self, params: dict[str, np.ndarray], data: Any) -> dict[str, np.ndarray]:
+        """Closed-form gradient of :meth:`loss`, one array per block of :attr:`layout`."""
+
+    @abstractmethod
+    def observables(self, data: Any) -> dict[str, Observable]:
+        """Named functions of θ to record along a trajectory."""
+
+    @abstractmethod
+    def check_data(self, data: Any) -> None:
+        """Raise :class:`~gradflow.errors.ArgumentError` if ``data`` does not fit the model."""
+
+    @abstractmethod
+    def n_samples(self, data: Any) -> int:
+        """Number of training samples in ``data``."""
+
+    def loss(self, params: dict[str, np.ndarray], data: Any) -> Any:
+        """The training loss: the mean of :meth:`sample_losses`."""
+        return np.mean(self.sample_losses(params, data))
+
+    def objective(self, data: Any) -> ModelObjective:
+        """Bind this model to ``data``: the :class:`~gradflow.Objective` to integrate."""
+        return ModelObjective(self, data)

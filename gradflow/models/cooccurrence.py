@@ -1,0 +1,601 @@
+"""Word co-occurrence: three attention matrices and a linear MLP (Yang, Kailkhura, Wang, Liang,
+NeurIPS 2024, "Training Dynamics of Transformers to Recognize Word Co-occurrence via Gradient Flow
+Analysis").
+
+The model is the paper's Eq. (1)::
+
+    F(X) = Σ_l Σ_j a_j w_jᵀ W_V X softmax(Xᵀ W_Kᵀ W_Q x_l / √m)
+         = uᵀ W_V X A 1_L,      u = Wᵀ a,
+
+summed over all L query positions, with the mean logistic loss. The derivation of the gradient,
+with the symbols used here (``S``, ``A``, ``z``, ``c``, ``r``, ``Gamma``, ``D``, ``xc``), is in
+``docs/derivations/cooccurrence.md``.
+
+Tokens are 0-based: token 0 is μ1, 1 is μ2 (the two target words), 2 is μ3 (the common token)
+and 3..d−1 are the random tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+
+from gradflow.errors import ArgumentError
+from gradflow.events import Event
+from gradflow.layout import Layout
+from gradflow.models.base import Model, Observable
+from gradflow.numerics import logistic_loss, scatter_add, sigmoid, softmax
+
+__all__ = [
+    "CooccurrenceData",
+    "CooccurrenceTransformer",
+    "Forward",
+    "balancing_ratios",
+    "make_dataset",
+]
+
+MU1, MU2, MU3 = 0, 1, 2
+"""Token ids of the two target words and the common token."""
+N_SPECIAL = 3
+TYPE_LABELS = {1: 1.0, 2: -1.0, 3: -1.0, 4: -1.0}
+
+
+# --------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class CooccurrenceData:
+    """A co-occurrence training set (paper Def. 2.1).
+
+    Attributes
+    ----------
+    X : ndarray, shape (n, L, d)
+        Embedded sequences; row ``X[i, h]`` is the embedding of token ``tokens[i, h]``.
+    y : ndarray, shape (n,)
+        Labels ±1 (+1 for type 1: both targets present).
+    types : ndarray of int, shape (n,)
+        Sample types 1..4 (both targets, only μ1, only μ2, neither).
+    tokens : ndarray of int, shape (n, L), or None
+        Token ids; with ``embedding`` the identity they enable the one-hot fast path.
+    embedding : ndarray, shape (d, d)
+        Orthonormal token embeddings, row k = μ_{k+1}.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    types: np.ndarray
+    tokens: np.ndarray | None
+    embedding: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def L(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def d(self) -> int:
+        return self.X.shape[2]
+
+    @cached_property
+    def is_one_hot(self) -> bool:
+        """Whether tokens are given and embedded as standard basis vectors."""
+        return self.tokens is not None and np.array_equal(self.embedding, np.eye(self.d))
+
+    @cached_property
+    def pair_index(self) -> np.ndarray:
+        """Flat index ``tokens[i, h]·d + tokens[i, l]`` into a (d, d) matrix, shape (n, L, L)."""
+        tok = self.tokens
+        return tok[:, :, None] * self.d + tok[:, None, :]
+
+    @cached_property
+    def type_masks(self) -> dict[int, np.ndarray]:
+        """Boolean masks of the samples of each type 1..4, each shape (n,)."""
+        return {k: self.types == k for k in (1, 2, 3, 4)}
+
+
+def _orthonormal_embedding(embedding: Any, d: int, gen: np.random.Generator) -> np.ndarray:
+    if embedding is None or (isinstance(embedding, str) and embedding == "identity"):
+        return np.eye(d)
+    if isinstance(embedding, str) and embedding == "random_orthonormal":
+        q, r = np.linalg.qr(gen.standard_normal((d, d)))
+        return q * np.sign(np.diag(r))
+    if isinstance(embedding, str):
+        raise ArgumentError(
+            f"embedding must be 'identity', 'random_orthonormal' or a (d, d) orthonormal "
+            f"array, got {embedding!r}"
+        )
+    emb = np.asarray(embedding, dtype=float)
+    if emb.shape != (d, d):
+        raise ArgumentError(f"embedding must have shape ({d}, {d}), got {emb.shape}")
+    if not np.allclose(emb @ emb.T, np.eye(d), atol=1e-10):
+        raise ArgumentError("embedding must have orthonormal rows (E Eᵀ = I)")
+    return emb
+
+
+def make_dataset(
+    d: int = 64,
+    L: int = 5,
+    counts: tuple[int, int, int, int] = (30, 10, 10, 10),
+    rng: Any = None,
+    *,
+    random_tokens: Literal["replace", "distinct"] = "replace",
+    embedding: Any = None,
+) -> CooccurrenceData:
+    """Draw a training set with exact type counts (paper Def. 2.1, Assumption 2.3(i)).
+
+    Every sequence holds μ3 once at a uniformly random position; type 1 holds μ1 and μ2 at two
+    further distinct positions, type 2 only μ1, type 3 only μ2, type 4 neither; every other slot
+    holds a random token from {μ4..μd}.
+
+    Parameters
+    ----------
+    d : int
+        Vocabulary and embedding size (≥ 4).
+    L : int
+        Sequence length (≥ 3).
+    counts : 4 ints
+        Number of samples of types 1..4 (paper: 30, 10, 10, 10).
+    rng : int or numpy.random.Generator
+    random_tokens : {"replace", "distinct"}
+        ``"replace"`` draws random tokens uniformly with replacement (the paper's experiment,
+        which violates Assumption 2.3(ii)); ``"distinct"`` makes every random-token occurrence in
+        the whole set distinct (the theory's assumption; needs enough tokens).
+    embedding : None, "identity", "random_orthonormal" or ndarray (d, d)
+        Token embeddings; the default standard basis enables the one-hot fast path.
+
+    Returns
+    -------
+    CooccurrenceData
+        Samples grouped by type (type 1 first).
+    """
+    gen = np.random.default_rng(rng)
+    counts = tuple(int(c) for c in counts)
+    if len(counts) != 4 or any(c < 0 for c in counts) or sum(counts) == 0:
+        raise ArgumentError(f"counts must be 4 non-negative ints with a positive sum, got {counts}")
+    if int(L) != L or L < 3:
+        raise ArgumentError(f"L must be an integer >= 3 (type 1 needs 3 slots), got {L}")
+    if int(d) != d or d < 4:
+        raise ArgumentError(f"d must be an integer >= 4 (3 special tokens + 1 random), got {d}")
+    if random_tokens not in ("replace", "distinct"):
+        raise ArgumentError(
+            f"random_tokens must be 'replace' or 'distinct', got {random_tokens!r}"
+        )
+    types = np.repeat(np.arange(1, 5), counts)
+    n = types.size
+    tokens = np.full((n, L), -1, dtype=np.int64)
+    order = np.argsort(gen.random((n, L)), axis=1)  # a random permutation of positions per row
+    rows = np.arange(n)
+    tokens[rows, order[:, 0]] = MU3
+    tokens[rows[types == 1], order[types == 1, 1]] = MU1
+    tokens[rows[types == 1], order[types == 1, 2]] = MU2
+    tokens[rows[types == 2], order[types == 2, 1]] = MU1
+    tokens[rows[types == 3], order[types == 3, 1]] = MU2
+    free = tokens < 0
+    n_free = int(free.sum())
+    n_random = d - N_SPECIAL
+    if random_tokens == "distinct":
+        if n_free > n_random:
+            raise ArgumentError(
+                f"random_tokens='distinct' needs d - 3 >= {n_free} random tokens for counts="
+                f"{counts} and L={L}, but d={d} gives {n_random}; use d >= {n_free + 3} or "
+                "random_tokens='replace'"
+            )
+        tokens[free] = N_SPECIAL + gen.permutation(n_random)[:n_free]
+    else:
+        tokens[free] = gen.integers(N_SPECIAL, d, size=n_free)
+    emb = _orthonormal_embedding(embedding, d, gen)
+    y = np.array([TYPE_LABELS[k] for k in types]) if n else np.zeros(0)
+    return CooccurrenceData(X=emb[tokens], y=y, types=types, tokens=tokens, embedding=emb)
+
+
+# --------------------------------------------------------------------------------------------
+# model
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Forward quantities of all samples (symbols of ``docs/derivations/cooccurrence.md``).
+
+    Attributes
+    ----------
+    u : (m,)        ``Wᵀa``, the MLP readout of the attention output.
+    G : (d,)        ``W_Vᵀu``: ``G[k]`` is the value readout of embedding coordinate k.
+    A : (n, L, L)   attention, ``A[i, h, l]`` = weight of key h for query l (columns sum to 1).
+    z : (n, L)      ``z[i, h] = G(x_h)``, value readout of each token.
+    c : (n, L)      ``c[i, h] = Σ_l A[i, h, l]``, attention mass received by key h.
+    F : (n,)        model outputs ``Σ_h z c``.
+    Q, K : (n, L, m) or None   per-token queries and keys (dense path only).
+    """
+
+    u: np.ndarray
+    G: np.ndarray
+    A: np.ndarray
+    z: np.ndarray
+    c: np.ndarray
+    F: np.ndarray
+    Q: np.ndarray | None = None
+    K: np.ndarray | None = None
+
+
+class CooccurrenceTransformer(Model):
+    """The one-layer transformer of paper Eq. (1): W_Q, W_K, W_V (m × d) and a linear MLP W.
+
+    Parameters
+    ----------
+    d : int
+        Embedding size.
+    m : int
+        Attention width (the score scale is 1/√m).
+    m1 : int
+        MLP hidden width (rows of W).
+    L : int
+        Sequence length the ``"theory"`` initialisation is scaled for, σ0 = s0_mult/√(L m)
+        (paper: 5). Data of another length is rejected, so the scale is never silently wrong.
+    a : array_like of ±1, shape (m1,), optional
+        The fixed, untrained output signs; drawn uniformly from ±1 with ``rng`` if omitted.
+    rng : int or numpy.random.Generator
+        Seeds ``a``.
+    reduced : bool
+        Replace W by the exact reduced state ``v = Wᵀa/√m1`` (so u = √m1·v). Under gradient flow
+        W − W(0) stays a multiple of a, hence u̇ = −m1 ∂L/∂u, which is exactly the gradient flow
+        of v: the block ``W`` (m1·m entries) becomes ``v`` (m entries) with identical F(t).
+    path : {"auto", "tokens", "dense"}
+        ``"tokens"`` gathers scores from M = W_Kᵀ W_Q at token pairs and scatters gradients with
+        one bincount (standard-basis tokens only); ``"dense"`` works for any X; ``"auto"`` picks
+        ``"tokens"`` when the data are one-hot.
+    """
+
+    def __init__(
+        self,
+        d: int,
+        m: int,
+        m1: int,
+        *,
+        L: int = 5,
+        a: Any = None,
+        rng: Any = None,
+        reduced: bool = False,
+        path: Literal["auto", "tokens", "dense"] = "auto",
+    ):
+        for name, value, low in (("d", d, 1), ("m", m, 1), ("m1", m1, 1), ("L", L, 1)):
+            if int(value) != value or value < low:
+                raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
+        if path not in ("auto", "tokens", "dense"):
+            raise ArgumentError(f"path must be 'auto', 'tokens' or 'dense', got {path!r}")
+        self.d, self.m, self.m1, self.L = int(d), int(m), int(m1), int(L)
+        self.reduced = bool(reduced)
+        self.path = path
+        if a is None:
+            a = np.random.default_rng(rng).choice([-1.0, 1.0], size=self.m1)
+        a = np.asarray(a, dtype=float)
+        if a.shape != (self.m1,) or not np.all(np.isin(a, (-1.0, 1.0))):
+            raise ArgumentError(f"a must be a ±1 vector of shape ({self.m1},)")
+        self.a = a
+        last = ("v", (self.m,)) if self.reduced else ("W", (self.m1, self.m))
+        self._layout = Layout(
+            [("W_Q", (self.m, self.d)), ("W_K", (self.m, self.d)), ("W_V", (self.m, self.d)), last]
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"CooccurrenceTransformer(d={self.d}, m={self.m}, m1={self.m1}, L={self.L}, "
+            f"reduced={self.reduced})"
+        )
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The constructor's arguments as a JSON-friendly dict (``a`` excluded)."""
+        return {"d": self.d, "m": self.m, "m1": self.m1, "L": self.L, "reduced": self.reduced,
+                "path": self.path}
+
+    # ---------------------------------------------------------------- initialisation
+
+    def init_scales(
+        self, preset: str = "theory", s0_mult: float = 1.0, s1_mult: float = 1.0
+    ) -> tuple[float, float]:
+        """Standard deviations (σ0 of W_Q, W_K, W_V; σ1 of W) of an initialisation preset.
+
+        ``"theory"``: σ0 = s0_mult/√(L m), σ1 = s1_mult/√m1 (Condition 1 without its logs).
+        ``"kaiming_normal"``: σ0 = √(2/d), σ1 = √(2/m). ``"kaiming_uniform"`` (PyTorch's
+        ``nn.Linear`` default) has the variances 1/(3·fan_in) of U(±1/√fan_in).
+        """
+        if preset == "theory":
+            return s0_mult / np.sqrt(self.L * self.m), s1_mult / np.sqrt(self.m1)
+        if preset == "kaiming_normal":
+            return np.sqrt(2.0 / self.d), np.sqrt(2.0 / self.m)
+        if preset == "kaiming_uniform":
+            return 1.0 / np.sqrt(3.0 * self.d), 1.0 / np.sqrt(3.0 * self.m)
+        raise ArgumentError(
+            f"preset must be 'theory', 'kaiming_normal' or 'kaiming_uniform', got {preset!r}"
+        )
+
+    def init(
+        self,
+        rng: Any = None,
+        preset: str = "theory",
+        *,
+        s0_mult: float = 1.0,
+        s1_mult: float = 1.0,
+    ) -> np.ndarray:
+        """Draw θ₀ (paper §3: Gaussian W_Q, W_K, W_V with std σ0 and W with std σ1).
+
+        The same ``rng`` gives the same attention blocks and the same u = W(0)ᵀa for the full
+        and the reduced model, so the two flows can be compared from one draw.
+
+        Parameters
+        ----------
+        rng : int or numpy.random.Generator
+        preset : {"theory", "kaiming_normal", "kaiming_uniform"}
+            See :meth:`init_scales`.
+        s0_mult, s1_mult : float
+            Multipliers of the theory scales (ignored by the Kaiming presets).
+
+        Returns
+        -------
+        ndarray, shape (layout.size,)
+        """
+        sigma0, sigma1 = self.init_scales(preset, s0_mult, s1_mult)
+        gen = np.random.default_rng(rng)
+        shape = (self.m, self.d)
+        if preset == "kaiming_uniform":
+            def draw(std: float, size: tuple[int, ...]) -> np.ndarray:
+                return gen.uniform(-np.sqrt(3) * std, np.sqrt(3) * std, size)
+        else:
+            def draw(std: float, size: tuple[int, ...]) -> np.ndarray:
+                return std * gen.standard_normal(size)
+        blocks = {"W_Q": draw(sigma0, shape), "W_K": draw(sigma0, shape),
+                  "W_V": draw(sigma0, shape)}
+        W = draw(sigma1, (self.m1, self.m))
+        if self.reduced:
+            blocks["v"] = W.T @ self.a / np.sqrt(self.m1)
+        else:
+            blocks["W"] = W
+        return self.layout.pack(blocks)
+
+    def reduce(self, theta_full: np.ndarray) -> np.ndarray:
+        """Map a full-model θ (with W) to the reduced model's θ (with v = Wᵀa/√m1)."""
+        if not self.reduced:
+            raise ArgumentError("reduce() is a method of the reduced model (reduced=True)")
+        full = Layout([(k, s) for k, s in self.layout.shapes.items() if k != "v"]
+                      + [("W", (self.m1, self.m))])
+        blocks = full.unpack(theta_full)
+        v = blocks.pop("W").T @ self.a / np.sqrt(self.m1)
+        return self.layout.pack({**blocks, "v": v})
+
+    # ---------------------------------------------------------------- forward
+
+    def u(self, params: dict[str, np.ndarray]) -> np.ndarray:
+        """The MLP readout u = Wᵀa (or √m1·v in the reduced model), shape (m,)."""
+        return np.sqrt(self.m1) * params["v"] if self.reduced else params["W"].T @ self.a
+
+    def check_data(self, data: Any) -> None:
+        if not isinstance(data, CooccurrenceData):
+            raise ArgumentError(f"data must be a CooccurrenceData, got {type(data).__name__}")
+        X = np.asarray(data.X)
+        if X.ndim != 3 or X.shape[2] != self.d:
+            raise ArgumentError(f"data.X must have shape (n, L, d={self.d}), got {X.shape}")
+        n, L, _ = X.shape
+        if L != self.L:
+            raise ArgumentError(
+                f"data has sequence length L={L} but the model was built with L={self.L} "
+                f"(its theory init scale σ0 = 1/√(L m)); build the model with L={L}"
+            )
+        if data.y.shape != (n,) or not np.all(np.isin(data.y, (-1.0, 1.0))):
+            raise ArgumentError(f"data.y must be ±1 labels of shape ({n},)")
+        if data.types.shape != (n,):
+            raise ArgumentError(f"data.types must have shape ({n},), got {data.types.shape}")
+        if not np.all(np.isfinite(X)):
+            raise ArgumentError("data.X must be finite")
+        if data.tokens is not None and (
+            data.tokens.shape != (n, L) or data.tokens.min() < 0 or data.tokens.max() >= self.d
+        ):
+            raise ArgumentError(f"data.tokens must be ints in [0, {self.d}) of shape ({n}, {L})")
+        if self.path == "tokens" and not data.is_one_hot:
+            raise ArgumentError("path='tokens' needs one-hot data (tokens with identity embedding)")
+
+    def n_samples(self, data: CooccurrenceData) -> int:
+        return data.n
+
+    def _use_tokens(self, data: CooccurrenceData) -> bool:
+        return self.path == "tokens" or (self.path == "auto" and data.is_one_hot)
+
+    def forward(self, params: dict[str, np.ndarray], data: CooccurrenceData) -> Forward:
+        """All forward quantities of paper Eq. (1), vectorised over samples and positions."""
+        W_Q, W_K, W_V = params["W_Q"], params["W_K"], params["W_V"]
+        u = self.u(params)
+        G = W_V.T @ u
+        if self._use_tokens(data):
+            M = W_K.T @ W_Q  # (d, d): M[ν, μ] = νᵀ W_Kᵀ W_Q μ
+            S = M.ravel()[data.pair_index] / np.sqrt(self.m)
+            z = G[data.tokens]
+            Q = K = None
+        else:
+            Q = data.X @ W_Q.T
+            K = data.X @ W_K.T
+            S = K @ Q.swapaxes(1, 2) / np.sqrt(self.m)
+            z = data.X @ G
+        A = softmax(S, axis=1)  # softmax over keys h for each query l
+        c = A.sum(axis=2)
+        F = np.einsum("nh,nh->n", z, c)
+        return Forward(u=u, G=G, A=A, z=z, c=c, F=F, Q=Q, K=K)
+
+    def sample_losses(self, params: dict[str, np.ndarray], data: CooccurrenceData) -> np.ndarray:
+        """Logistic losses ℓ(y_i F_i), shape (n,)."""
+        return logistic_loss(data.y * self.forward(params, data).F)
+
+    # ---------------------------------------------------------------- gradient
+
+    def grad(
+        self, params: dict[str, np.ndarray], data: CooccurrenceData
+    ) -> dict[str, np.ndarray]:
+        """Closed-form gradient of the mean logistic loss (derivation: docs/derivations).
+
+        Returns
+        -------
+        dict with ``W_Q``, ``W_K``, ``W_V`` (m, d) and ``W`` (m1, m) or ``v`` (m,).
+        """
+        fwd = self.forward(params, data)
+        n = data.n
+        r = -data.y * sigmoid(-data.y * fwd.F) / n  # ∂L/∂F_i
+        A, z = fwd.A, fwd.z
+        zbar = np.einsum("nhl,nh->nl", A, z)  # Σ_h' A[h', l] z_h' per query
+        Gamma = A * (z[:, :, None] - zbar[:, None, :])  # ∂F/∂S
+        Gamma_r = Gamma * (r / np.sqrt(self.m))[:, None, None]
+        rc = r[:, None] * fwd.c
+        W_Q, W_K, W_V = params["W_Q"], params["W_K"], params["W_V"]
+        if fwd.Q is None:
+            D = scatter_add(data.pair_index, Gamma_r, self.d * self.d).reshape(self.d, self.d)
+            grad_K = W_Q @ D.T
+            grad_Q = W_K @ D
+            xc = scatter_add(data.tokens, rc, self.d)
+        else:
+            X2 = data.X.reshape(-1, self.d)
+            grad_K = (Gamma_r @ fwd.Q).reshape(-1, self.m).T @ X2
+            grad_Q = (Gamma_r.swapaxes(1, 2) @ fwd.K).reshape(-1, self.m).T @ X2
+            xc = X2.T @ rc.ravel()
+        grad_u = W_V @ xc
+        out = {"W_Q": grad_Q, "W_K": grad_K, "W_V": np.outer(fwd.u, xc)}
+        if self.reduced:
+            out["v"] = np.sqrt(self.m1) * grad_u
+        else:
+            out["W"] = np.outer(self.a, grad_u)
+        return out
+
+    # ---------------------------------------------------------------- observables
+
+    def observables(self, data: CooccurrenceData) -> dict[str, Observable]:
+        """The quantities of paper §4 as functions of θ.
+
+        ========================  ====================================================
+        name                      meaning
+        ========================  ====================================================
+        ``loss``                  mean training loss L̂
+        ``loss_type1..4``         mean loss of the samples of each type
+        ``min_margin``            min_i y_i F_i (> 0: every sample correct)
+        ``n_misclassified``       number of samples with y_i F_i ≤ 0
+        ``G`` (3,)                G(μ1), G(μ2), G(μ3) = uᵀ W_V μ
+        ``G_dot`` (3,)            their time derivatives under the plain gradient flow
+        ``KQ`` (3, 3)             ``KQ[i, j] = μ_iᵀ W_Kᵀ W_Q μ_j`` (key i, query j)
+        ``VV`` (3, 3)             ``VV[i, j] = μ_iᵀ W_Vᵀ W_V μ_j``
+        ``p_mu1_to_mu2``          mean over type-1 samples of the attention of query μ1 on
+                                  key μ2 (``p_mu1_to_mu3``: on key μ3)
+        ``u_norm_sq``             ‖u‖² (the paper's neuron correlation)
+        ``rho23, R, B1, B2``      balancing ratios, see :func:`balancing_ratios`
+        ========================  ====================================================
+        """
+        layout = self.layout
+        mu = data.embedding[:N_SPECIAL]  # (3, d)
+        cache: dict[str, Any] = {}
+
+        def state(theta: np.ndarray) -> dict[str, Any]:
+            if cache.get("theta") is not theta or not np.array_equal(cache["copy"], theta):
+                params = layout.unpack(theta)
+                fwd = self.forward(params, data)
+                margins = data.y * fwd.F
+                g = sigmoid(-margins)
+                cache.update(theta=theta, copy=theta.copy(), params=params, fwd=fwd,
+                             margins=margins, losses=logistic_loss(margins), g=g,
+                             balance=balancing_ratios(g, data.types))
+            return cache
+
+        def type_loss(k: int) -> Observable:
+            mask = data.type_masks[k]
+            return lambda th: float(np.mean(state(th)["losses"][mask])) if mask.any() else np.nan
+
+        def G(th: np.ndarray) -> np.ndarray:
+            return mu @ state(th)["fwd"].G
+
+        def G_dot(th: np.ndarray) -> np.ndarray:
+            s = state(th)
+            grads = self.grad(s["params"], data)
+            # u̇ = Ẇᵀa = −m1 ∂L/∂u (full) or √m1·v̇ (reduced): the same vector.
+            u_dot = -(np.sqrt(self.m1) * grads["v"] if self.reduced else self.a @ grads["W"])
+            return mu @ (s["params"]["W_V"].T @ u_dot - grads["W_V"].T @ s["fwd"].u)
+
+        def KQ(th: np.ndarray) -> np.ndarray:
+            p = state(th)["params"]
+            return (mu @ p["W_K"].T) @ (p["W_Q"] @ mu.T)
+
+        def VV(th: np.ndarray) -> np.ndarray:
+            p = state(th)["params"]
+            return (mu @ p["W_V"].T) @ (p["W_V"] @ mu.T)
+
+        obs: dict[str, Observable] = {
+            "loss": lambda th: float(np.mean(state(th)["losses"])),
+            **{f"loss_type{k}": type_loss(k) for k in (1, 2, 3, 4)},
+            "min_margin": lambda th: float(np.min(state(th)["margins"])),
+            "n_misclassified": lambda th: int(np.sum(state(th)["margins"] <= 0)),
+            "G": G,
+            "G_dot": G_dot,
+            "KQ": KQ,
+            "VV": VV,
+            "u_norm_sq": lambda th: float(state(th)["fwd"].u @ state(th)["fwd"].u),
+        }
+        if data.tokens is not None and data.type_masks[1].any():
+            tok = data.tokens[data.type_masks[1]]
+            pos = {t: np.argmax(tok == t, axis=1) for t in (MU1, MU2, MU3)}
+            rows = np.flatnonzero(data.type_masks[1])
+
+            def attention(key: int) -> Observable:
+                return lambda th: float(np.mean(state(th)["fwd"].A[rows, pos[key], pos[MU1]]))
+
+            obs["p_mu1_to_mu2"] = attention(MU2)
+            obs["p_mu1_to_mu3"] = attention(MU3)
+
+        def balance(key: str) -> Observable:
+            return lambda th: state(th)["balance"][key]
+
+        obs.update({key: balance(key) for key in ("rho23", "R", "B1", "B2")})
+        return obs
+
+    def min_margin(self, data: CooccurrenceData) -> Observable:
+        """θ ↦ min_i y_i F_i."""
+        return lambda th: float(np.min(data.y * self.forward(self.layout.unpack(th), data).F))
+
+    def phase1_end(self, data: CooccurrenceData, terminal: bool = False) -> Event:
+        """End of Phase 1: the first time every sample is correctly classified (min y F > 0)."""
+        return Event("phase1_end", self.min_margin(data), terminal=terminal, direction=1)
+
+
+def balancing_ratios(g: np.ndarray, types: np.ndarray) -> dict[str, float]:
+    """The automatic-balancing ratios of paper Lemmas 4.4, 4.5 (F.5, F.6).
+
+    With ``s_I = Σ_{i∈I} g_i`` and ``g_i = 1/(1 + exp(y_i F_i))``:
+
+    * ``rho23 = s_I2 / s_I3`` (claim: within [½, 2], near 1),
+    * ``R = (s_I2∪I3∪I4 − s_I1) / (s_I1 − s_I2)`` (claim: in (1, 2) in Phase 2),
+    * ``B1 = s_all / (s_I2∪I3∪I4 − s_I1)`` and ``B2 = s_all / (s_I1 − s_I2)`` (claim: O(1)).
+
+    Parameters
+    ----------
+    g : ndarray, shape (n,)
+        Per-sample gradient weights.
+    types : ndarray of int, shape (n,)
+        Sample types 1..4.
+
+    Returns
+    -------
+    dict with keys ``rho23``, ``R``, ``B1``, ``B2`` (NaN where a denominator is zero).
+    """
+    s = {k: float(np.sum(g[types == k])) for k in (1, 2, 3, 4)}
+    s_all = sum(s.values())
+    s_neg = s[2] + s[3] + s[4]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "rho23": np.float64(s[2]) / s[3],
+            "R": np.float64(s_neg - s[1]) / (s[1] - s[2]),
+            "B1": np.float64(s_all) / (s_neg - s[1]),
+            "B2": np.float64(s_all) / (s[1] - s[2]),
+        }

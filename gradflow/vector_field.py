@@ -1,0 +1,169 @@
+"""The right-hand side of the flow: clock, per-block rates (piecewise in t) and normalisation."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from gradflow.errors import ArgumentError
+from gradflow.layout import Layout
+from gradflow.objective import Objective
+
+__all__ = ["Clock", "RateSchedule", "VectorField"]
+
+Normalize = Literal["global", "block"] | None
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The integration variable τ: ``"linear"`` (τ = t) or ``"log"`` (τ = log(1+t)).
+
+    In the log clock dθ/dτ = (1+t)·dθ/dt, which makes the late, 1/t-slow dynamics of
+    logistic-type losses look stationary. Every time gradflow reports is in t.
+    """
+
+    name: Literal["linear", "log"]
+
+    def __post_init__(self) -> None:
+        if self.name not in ("linear", "log"):
+            raise ArgumentError(f"clock must be 'linear' or 'log', got {self.name!r}")
+
+    def tau(self, t: Any) -> Any:
+        return t if self.name == "linear" else np.log1p(t)
+
+    def t(self, tau: Any) -> Any:
+        return tau if self.name == "linear" else np.expm1(tau)
+
+    def dt_dtau(self, tau: float) -> float:
+        return 1.0 if self.name == "linear" else float(np.exp(tau))
+
+
+class RateSchedule:
+    """Per-block rate multipliers, each constant or piecewise constant in t.
+
+    Parameters
+    ----------
+    rates : mapping of block name to float or sequence of (t_from, value), optional
+        ``{"W_V": 0.0}`` freezes W_V; ``{"W": [(0, 1.0), (10, 0.0)]}`` trains W until t = 10
+        and freezes it afterwards. A piecewise rate's first ``t_from`` must be ≤ the start
+        time. Blocks not named have rate 1. Rates must be finite and ≥ 0.
+    layout : Layout
+
+    Notes
+    -----
+    The flow is integrated piece by piece between the breakpoints, so no solver step straddles
+    a jump of the right-hand side.
+    """
+
+    def __init__(self, rates: Mapping[str, Any] | None, layout: Layout):
+        self.layout = layout
+        self.pieces: dict[str, list[tuple[float, float]]] = {}
+        for name, spec in (rates or {}).items():
+            if name not in layout.shapes:
+                raise ArgumentError(
+                    f"rates names unknown block {name!r}; the layout has {list(layout.names)}"
+                )
+            self.pieces[name] = self._parse(name, spec)
+
+    @staticmethod
+    def _parse(name: str, spec: Any) -> list[tuple[float, float]]:
+        if isinstance(spec, int | float | np.number):
+            pieces = [(-np.inf, float(spec))]
+        elif isinstance(spec, Sequence) and spec and all(
+            isinstance(p, Sequence) and len(p) == 2 for p in spec
+        ):
+            pieces = [(float(t), float(v)) for t, v in spec]
+            starts = [t for t, _ in pieces]
+            if any(b <= a for a, b in itertools.pairwise(starts)):
+                raise ArgumentError(
+                    f"rates[{name!r}]: breakpoints must increase strictly, got {starts}"
+                )
+        else:
+            raise ArgumentError(
+                f"rates[{name!r}] must be a number or a list of (t_from, value) pairs, "
+                f"got {spec!r}"
+            )
+        for _, value in pieces:
+            if not np.isfinite(value) or value < 0:
+                raise ArgumentError(f"rates[{name!r}] values must be finite and >= 0, got {value}")
+        return pieces
+
+    def breakpoints(self, t_start: float, t_end: float) -> list[float]:
+        """Times in (t_start, t_end) where some rate jumps."""
+        for name, pieces in self.pieces.items():
+            if pieces[0][0] > t_start:
+                raise ArgumentError(
+                    f"rates[{name!r}] starts at t={pieces[0][0]:g}, after the start time "
+                    f"{t_start:g}: give its value from the start"
+                )
+        points = {t for p in self.pieces.values() for t, _ in p if t_start < t < t_end}
+        return sorted(points)
+
+    def at(self, t: float) -> dict[str, float]:
+        """Rate of every named block in force at time t (right-continuous)."""
+        out = {}
+        for name, pieces in self.pieces.items():
+            out[name] = [v for start, v in pieces if start <= t][-1]
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: [[t, v] for t, v in p] for k, p in self.pieces.items()}
+
+
+class VectorField:
+    """``dθ/dτ = −(dt/dτ)·R·P(∇L)`` for one piece of constant rates.
+
+    Parameters
+    ----------
+    objective : Objective
+    clock : Clock
+    rates : dict of block name to float
+        Rates in force on this piece (missing blocks: 1).
+    normalize : {None, "global", "block"}
+        ``"block"``: each block's gradient is divided by its own norm (dW/dt = −∇_W L/‖∇_W L‖);
+        ``"global"``: the gradient over the blocks with non-zero rate is divided by its norm. A
+        zero gradient stays zero. Rates multiply after normalising.
+    """
+
+    def __init__(
+        self, objective: Objective, clock: Clock, rates: dict[str, float], normalize: Normalize
+    ):
+        if normalize not in (None, "global", "block"):
+            raise ArgumentError(f"normalize must be None, 'global' or 'block', got {normalize!r}")
+        layout = objective.layout
+        self.objective = objective
+        self.clock = clock
+        self.normalize = normalize
+        self.block_slices = list(layout.slices.values())
+        if any(v != 1.0 for v in rates.values()):
+            self.rate = np.ones(layout.size)
+            for name, value in rates.items():
+                self.rate[layout.slices[name]] = value
+        else:
+            self.rate = None
+        self.active = [layout.slices[k] for k in layout.names if rates.get(k, 1.0) > 0]
+
+    def direction(self, theta: np.ndarray) -> np.ndarray:
+        """``R·P(∇L(θ))`` (the descent direction before the sign and the clock factor)."""
+        g = np.array(self.objective.gradient(theta), dtype=float)
+        if self.normalize == "block":
+            for s in self.block_slices:
+                norm = np.sqrt(g[s] @ g[s])
+                if norm > 0:
+                    g[s] /= norm
+        elif self.normalize == "global":
+            norm = np.sqrt(sum(g[s] @ g[s] for s in self.active))
+            if norm > 0:
+                g /= norm
+        if self.rate is not None:
+            g *= self.rate
+        return g
+
+    def __call__(self, tau: float, theta: np.ndarray) -> np.ndarray:
+        g = self.direction(theta)
+        g *= -self.clock.dt_dtau(tau)
+        return g
