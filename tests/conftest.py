@@ -1,0 +1,78 @@
+"""Shared test objectives with exact solutions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradflow import Layout
+
+
+class LeastSquares:
+    """L(θ) = ½‖Aθ − b‖² over two blocks; the flow θ(t) = θ* + e^{−Ht}(θ0 − θ*), H = AᵀA.
+
+    H has eigenvalues spread over [0.5, 3], so explicit solvers are not stability-limited and
+    the state reaches θ* to ~1e-6 by t = 30.
+    """
+
+    def __init__(self, rng: int = 0, p: int = 5):
+        gen = np.random.default_rng(rng)
+        self.layout = Layout({"w": (p - 4,), "B": (2, 2)})
+        q, _ = np.linalg.qr(gen.standard_normal((p, p)))
+        self.A = np.sqrt(np.linspace(0.5, 3.0, p))[:, None] * q.T
+        self.b = gen.standard_normal(p)
+        self.H = self.A.T @ self.A
+        self.theta_star = np.linalg.solve(self.H, self.A.T @ self.b)
+
+    def value(self, theta):
+        r = self.A @ theta - self.b
+        return 0.5 * (r @ r)
+
+    def gradient(self, theta):
+        return self.A.T @ (self.A @ theta - self.b)
+
+    def sample_losses(self, theta):
+        return 0.5 * (self.A @ theta - self.b) ** 2
+
+    def exact(self, theta0, t):
+        from scipy.linalg import expm
+
+        return self.theta_star + expm(-self.H * t) @ (theta0 - self.theta_star)
+
+
+class HalfSquaredNorm:
+    """L(θ) = ½‖θ − c‖² on blocks ``a`` (2,) and ``b`` (3,); θ(t) = c + e^{−t}(θ0 − c)."""
+
+    def __init__(self, center=None):
+        self.layout = Layout({"a": (2,), "b": (3,)})
+        self.center = np.zeros(5) if center is None else np.asarray(center, dtype=float)
+
+    def value(self, theta):
+        d = theta - self.center
+        return 0.5 * (d @ d)
+
+    def gradient(self, theta):
+        return theta - self.center
+
+    def sample_losses(self, theta):
+        return 0.5 * (theta - self.center) ** 2
+
+
+class BlowUp:
+    """L(θ) = −θ³/3 on one coordinate: θ' = θ², which blows up at t = 1/θ0."""
+
+    layout = Layout({"x": (1,)})
+
+    def value(self, theta):
+        return -(theta[0] ** 3) / 3
+
+    def gradient(self, theta):
+        return -(theta**2)
+
+    def sample_losses(self, theta):
+        return np.array([self.value(theta)])
+
+
+@pytest.fixture
+def least_squares():
+    return LeastSquares()
