@@ -1,0 +1,195 @@
+"""Declared, validated experiment parameters and the experiment record the CLI runs."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gradflow.errors import ArgumentError
+
+__all__ = ["Experiment", "Parameter", "load_config_file", "parse_assignments"]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One declared parameter of an experiment.
+
+    Parameters
+    ----------
+    name : str
+    default : int, float, str, bool or tuple of int
+        Its type is the parameter's type.
+    help : str
+    choices : sequence, optional
+        Allowed values.
+    minimum : float, optional
+        Smallest allowed value (numbers, or every entry of a tuple).
+    """
+
+    name: str
+    default: Any
+    help: str
+    choices: Sequence[Any] | None = None
+    minimum: float | None = None
+
+    @property
+    def kind(self) -> type:
+        return type(self.default)
+
+    def convert(self, value: Any) -> Any:
+        """Convert ``value`` (a TOML value or a ``--set`` string) to the declared type.
+
+        Raises
+        ------
+        ArgumentError
+            Naming the key, the value and what is allowed.
+        """
+        kind = self.kind
+        try:
+            if kind is bool:
+                converted = _to_bool(value)
+            elif kind is tuple:
+                items = value.split(",") if isinstance(value, str) else list(value)
+                converted = tuple(_to_int(v) for v in items)
+                if len(converted) != len(self.default):
+                    raise ValueError(f"needs {len(self.default)} entries")
+            elif kind is int:
+                converted = _to_int(value)
+            elif kind is float:
+                if isinstance(value, bool):
+                    raise ValueError("a boolean is not a number")
+                converted = float(value)
+            else:
+                if not isinstance(value, str):
+                    raise ValueError("expected a string")
+                converted = value
+        except (TypeError, ValueError) as exc:
+            raise ArgumentError(
+                f"parameter {self.name!r}: cannot use {value!r} ({exc}); expected "
+                f"{_describe(self)}"
+            ) from None
+        if self.choices is not None and converted not in self.choices:
+            raise ArgumentError(
+                f"parameter {self.name!r}: {converted!r} is not one of {list(self.choices)}"
+            )
+        numbers = converted if kind is tuple else (converted,)
+        if self.minimum is not None and kind is not bool and kind is not str and any(
+            not (x >= self.minimum) for x in numbers
+        ):
+            raise ArgumentError(
+                f"parameter {self.name!r}: {converted!r} must be >= {self.minimum:g}"
+            )
+        return converted
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not an integer")
+    if isinstance(value, str):
+        value = value.strip()
+        as_float = float(value)
+        if not as_float.is_integer():
+            raise ValueError("not an integer")
+        return int(as_float)
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("not an integer")
+    return int(value)
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise ValueError("expected true or false")
+
+
+def _describe(param: Parameter) -> str:
+    if param.kind is tuple:
+        return f"{len(param.default)} comma-separated integers"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[
+        param.kind
+    ]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named, configurable reproduction of one paper figure.
+
+    Attributes
+    ----------
+    name : str
+    description : str
+    parameters : tuple of Parameter
+    run : callable (config dict, out dir, progress) -> summary dict
+        Integrates, writes ``trajectory.npz``, ``summary.json`` and the figures into the
+        folder and returns the summary.
+    plot : callable (out dir) -> list of Path
+        Re-draws the figures from a saved run without integrating.
+    objective : callable config -> (objective, theta0)
+        What ``gradflow check-grad`` checks.
+    """
+
+    name: str
+    description: str
+    parameters: tuple[Parameter, ...]
+    run: Callable[[dict[str, Any], Path, bool], dict[str, Any]]
+    plot: Callable[[Path], list[Path]]
+    objective: Callable[[dict[str, Any]], tuple[Any, Any]]
+    checks: Callable[[dict[str, Any]], None] = field(default=lambda config: None)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.parameters}
+
+    def config(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The defaults updated with ``overrides``, every value validated.
+
+        Raises
+        ------
+        ArgumentError
+            An unknown key (the allowed keys are listed), a wrong type or a value out of
+            range, or a combination the experiment rejects.
+        """
+        declared = {p.name: p for p in self.parameters}
+        config = self.defaults()
+        for key, value in (overrides or {}).items():
+            if key not in declared:
+                raise ArgumentError(
+                    f"experiment {self.name!r} has no parameter {key!r}; "
+                    f"its parameters are {sorted(declared)}"
+                )
+            config[key] = declared[key].convert(value)
+        self.checks(config)
+        return config
+
+
+def parse_assignments(assignments: Sequence[str]) -> dict[str, str]:
+    """``["key=value", ...]`` to a dict of strings (converted later by the parameter types)."""
+    out: dict[str, str] = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ArgumentError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file of parameter values (a flat table)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ArgumentError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ArgumentError(f"config file {path} is not valid TOML: {exc}") from None
+    nested = [k for k, v in data.items() if isinstance(v, dict)]
+    if nested:
+        raise ArgumentError(
+            f"config file {path}: expected flat key = value pairs, got tables {nested}"
+        )
+    return data

@@ -1,0 +1,5 @@
+"""The papers' predicted quantities (phase times, bands, rate curves) as functions."""
+
+from gradflow.theory import cooccurrence
+
+__all__ = ["cooccurrence"]
