@@ -1,0 +1,85 @@
+"""The command line and the experiment configuration, end to end on small sizes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from gradflow import ArgumentError, Trajectory
+from gradflow.cli import main
+from gradflow.experiments import get
+
+SMALL = ["--set", "d=16", "--set", "m=8", "--set", "m1=8", "--set", "counts=6,2,2,2",
+         "--set", "t_end=1e3", "--set", "per_decade=5"]
+
+
+def test_list_shows_experiments_and_parameters(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "cooccurrence" in out and "s1_mult = 0.1" in out
+
+
+def test_run_writes_trajectory_summary_and_figures_then_replots(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "cooccurrence", "--out", str(out), "--no-progress", *SMALL]) == 0
+    for name in ("trajectory.npz", "summary.json", "figure1.png", "theory_checks.png"):
+        assert (out / name).exists(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["d"] == 16 and summary["config"]["counts"] == [6, 2, 2, 2]
+    assert summary["phase1_end"] is not None and summary["phase1_end"] > 0
+    assert set(summary["loss_at"]) == {"1", "300"}
+    assert summary["solver"]["method"] == "RK45"
+    traj = Trajectory.load(out / "trajectory.npz")
+    assert traj.observables["KQ"].shape[1:] == (3, 3)
+    assert np.isfinite(traj.observables["rate_constant"][1:]).all()
+    (out / "figure1.png").unlink()
+    assert main(["plot", str(out)]) == 0
+    assert (out / "figure1.png").exists()
+
+
+def test_config_file_and_checkpointed_rerun(tmp_path):
+    config = tmp_path / "small.toml"
+    config.write_text('d = 16\nm = 8\nm1 = 8\ncounts = [6, 2, 2, 2]\nt_end = 100.0\n'
+                      'checkpoint = true\nclock = "log"\n')
+    out = tmp_path / "run"
+    assert main(["run", "cooccurrence", "--config", str(config), "--out", str(out),
+                 "--no-progress"]) == 0
+    first = json.loads((out / "summary.json").read_text())
+    assert (out / "checkpoint" / "state.npz").exists()
+    assert main(["run", "cooccurrence", "--config", str(config), "--out", str(out),
+                 "--no-progress"]) == 0
+    second = json.loads((out / "summary.json").read_text())
+    assert second["solver"]["resumed"] == 1  # finished run read back, not re-integrated
+    assert second["loss_at"] == first["loss_at"]
+
+
+def test_check_grad_command(capsys):
+    assert main(["check-grad", "cooccurrence", *SMALL]) == 0
+    assert "complex" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("assignment", "match"),
+    [
+        ("dd=3", "no parameter 'dd'"),
+        ("d=abc", "parameter 'd'"),
+        ("d=2.5", "parameter 'd'"),
+        ("init=xavier", "parameter 'init'"),
+        ("counts=1,2", "parameter 'counts'"),
+        ("rtol=-1", "parameter 'rtol'"),
+        ("reduced=maybe", "parameter 'reduced'"),
+        ("random_tokens=distinct", "parameter 'd'"),
+        ("noequals", "key=value"),
+    ],
+)
+def test_bad_settings_exit_2_naming_the_key(assignment, match, capsys):
+    assert main(["run", "cooccurrence", "--set", assignment, "--no-progress"]) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_experiment_config_validation_api():
+    experiment = get("cooccurrence")
+    config = experiment.config({"m": "16", "t_end": "1e4", "reduced": "true"})
+    assert config["m"] == 16 and config["t_end"] == 1e4 and config["reduced"] is True
+    with pytest.raises(ArgumentError, match="unknown experiment"):
+        get("nope")
