@@ -12,6 +12,7 @@ from gradflow.events import Event
 from gradflow.flow import METHODS, log_grid, simulate
 from gradflow.gradcheck import GradientCheck, check_gradient, directional_derivative
 from gradflow.layout import Layout
+from gradflow.maxmargin import MaxMarginSolution, solve_max_margin
 from gradflow.objective import ModelObjective, Objective
 from gradflow.trajectory import Trajectory
 
@@ -24,6 +25,7 @@ __all__ = [
     "GradientCheck",
     "InfeasibleError",
     "Layout",
+    "MaxMarginSolution",
     "ModelObjective",
     "NonFiniteError",
     "Objective",
@@ -33,5 +35,6 @@ __all__ = [
     "directional_derivative",
     "log_grid",
     "simulate",
+    "solve_max_margin",
 ]
 __version__ = "0.1.0"
