@@ -28,13 +28,9 @@ def _run(args: argparse.Namespace) -> int:
     config = _config(args)
     out = Path(args.out or Path("runs") / args.name)
     summary = experiment.run(config, out, not args.no_progress)
-    checks = summary.get("theory_checks", {})
-    failed = [k for k, v in checks.items() if v.get("holds") is False]
-    print(f"wrote {out}/trajectory.npz, summary.json and figures")
-    print(f"phase 1 ends at t = {summary.get('phase1_end')}")
-    print(f"losses: {summary.get('loss_at')}")
-    print(f"theory checks: {len(checks) - len(failed)}/{len(checks)} hold"
-          + (f"; not holding: {failed}" if failed else ""))
+    print(f"wrote trajectories, summary.json and figures to {out}")
+    for line in experiment.report(summary):
+        print(line)
     return 0
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "cross_entropy",
+    "log_softmax",
     "logistic_loss",
     "logsumexp",
     "scatter_add",
@@ -45,11 +47,52 @@ def logsumexp(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """``log Σ exp(x)`` along ``axis`` without overflow, complex-step safe.
 
     Prevents overflow (and the ``inf - inf`` NaN it causes in cross-entropies) the same way as
-    :func:`softmax`: the shift is the real part's maximum, a locally constant quantity.
+    :func:`softmax`: the shift is the real part's maximum, a locally constant quantity. A slice
+    that is entirely −inf (every entry masked) gives −inf, not NaN.
     """
     shift = np.max(x.real, axis=axis, keepdims=True)
-    out = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
+    shift = np.where(np.isfinite(shift), shift, 0.0)  # an all −inf slice sums to 0: log 0 = −inf
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
     return np.squeeze(out, axis=axis)
+
+
+def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``log softmax(x)`` along ``axis``; entries equal to −inf (masked) stay −inf.
+
+    Prevents the underflow of ``log(softmax(x))``: a probability below 1e-308 becomes 0 and its
+    log −inf, while ``x − logsumexp(x)`` keeps it finite. Complex-step safe like
+    :func:`logsumexp`.
+    """
+    return x - np.expand_dims(logsumexp(x, axis=axis), axis)
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``−log softmax(logits)[label]`` per row, without cancellation or overflow.
+
+    ``logsumexp(u) − u_y`` cancels catastrophically once the row is well classified (both
+    terms ≈ u_y while the loss is ≈ Σ_{c≠y} exp(u_c − u_y)); this returns
+    ``log1p(Σ_{c≠y} exp(u_c − u_y))`` there, accurate down to the smallest positive double,
+    and shifts by the largest ``u_c − u_y`` (real part, locally constant) when a row is
+    misclassified, so nothing overflows. Complex-step safe.
+
+    Parameters
+    ----------
+    logits : ndarray, shape (n, K), real or complex
+    labels : ndarray of int, shape (n,)
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    rows = np.arange(logits.shape[0])
+    v = logits - logits[rows, labels][:, None]
+    off = np.ones(logits.shape, dtype=bool)
+    off[rows, labels] = False
+    v_off = np.where(off, v, -np.inf)
+    shift = np.maximum(np.max(v_off.real, axis=1), 0.0)  # locally constant
+    total = np.sum(np.exp(v_off - shift[:, None]), axis=1)
+    return np.where(shift > 0, shift + np.log(np.exp(-shift) + total), np.log1p(total))
 
 
 def _positive_side(x: np.ndarray) -> np.ndarray:

@@ -77,3 +77,18 @@ class ModelObjective:
 
     def gradient(self, theta: np.ndarray) -> np.ndarray:
         return self.layout.pack(self.model.grad(self.layout.unpack(theta), self.data))
+
+    def scaled_gradient(self, theta: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """The gradient with each block divided by a positive factor, and the factors' logs.
+
+        Block b of the true gradient is ``exp(log_scales[b]) * g[b]``. Models whose gradients
+        are exponentially small late in training (cross-entropy on separable data) implement
+        ``scaled_grad`` to factor out the largest exponential, so that a *normalised* flow keeps
+        its direction after the raw gradient underflows; other models return scales of 0.
+        """
+        params = self.layout.unpack(theta)
+        scaled = getattr(self.model, "scaled_grad", None)
+        if scaled is None:
+            return self.gradient(theta), dict.fromkeys(self.layout.names, 0.0)
+        blocks, log_scales = scaled(params, self.data)
+        return self.layout.pack(blocks), log_scales

@@ -147,9 +147,27 @@ class VectorField:
             self.rate = None
         self.active = [layout.slices[k] for k in layout.names if rates.get(k, 1.0) > 0]
 
+    def _scaled_gradient(self, theta: np.ndarray) -> np.ndarray:
+        """The gradient up to one positive factor per block (exact when the objective has no
+        ``scaled_gradient``); normalisation removes the factor."""
+        if not hasattr(self.objective, "scaled_gradient"):
+            return np.array(self.objective.gradient(theta), dtype=float)
+        g, log_scales = self.objective.scaled_gradient(theta)
+        g = np.array(g, dtype=float)
+        if self.normalize == "global":  # one common factor: rescale blocks to the largest
+            names = list(self.objective.layout.names)
+            top = max(log_scales[k] for k, s in zip(names, self.block_slices, strict=True)
+                      if s in self.active)
+            for name, s in zip(names, self.block_slices, strict=True):
+                g[s] *= np.exp(log_scales[name] - top) if np.isfinite(top) else 1.0
+        return g
+
     def direction(self, theta: np.ndarray) -> np.ndarray:
         """``R·P(∇L(θ))`` (the descent direction before the sign and the clock factor)."""
-        g = np.array(self.objective.gradient(theta), dtype=float)
+        if self.normalize is None:
+            g = np.array(self.objective.gradient(theta), dtype=float)
+        else:
+            g = self._scaled_gradient(theta)
         if self.normalize == "block":
             for s in self.block_slices:
                 norm = np.sqrt(g[s] @ g[s])

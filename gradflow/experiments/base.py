@@ -131,6 +131,10 @@ class Experiment:
         Re-draws the figures from a saved run without integrating.
     objective : callable config -> (objective, theta0)
         What ``gradflow check-grad`` checks.
+    report : callable summary -> list of str
+        The lines ``gradflow run`` prints after a run.
+    checks : callable config -> None
+        Cross-parameter validation; raises :class:`ArgumentError`.
     """
 
     name: str
@@ -139,6 +143,7 @@ class Experiment:
     run: Callable[[dict[str, Any], Path, bool], dict[str, Any]]
     plot: Callable[[Path], list[Path]]
     objective: Callable[[dict[str, Any]], tuple[Any, Any]]
+    report: Callable[[dict[str, Any]], list[str]]
     checks: Callable[[dict[str, Any]], None] = field(default=lambda config: None)
 
     def defaults(self) -> dict[str, Any]:

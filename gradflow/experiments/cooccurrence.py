@@ -200,6 +200,16 @@ def plot(out: Path) -> list[Path]:
     return figures.draw(Trajectory.load(Path(out) / "trajectory.npz"), Path(out))
 
 
+def report(summary: dict[str, Any]) -> list[str]:
+    """The lines ``gradflow run cooccurrence`` prints."""
+    checks = summary["theory_checks"]
+    failed = [k for k, v in checks.items() if v.get("holds") is False]
+    return [f"phase 1 ends at t = {summary['phase1_end']}",
+            f"losses: {summary['loss_at']}",
+            f"theory checks: {len(checks) - len(failed)}/{len(checks)} hold"
+            + (f"; not holding: {failed}" if failed else "")]
+
+
 EXPERIMENT = Experiment(
     name="cooccurrence",
     description="Word co-occurrence (Yang et al., NeurIPS 2024): Figure 1 and the two-phase, "
@@ -208,5 +218,6 @@ EXPERIMENT = Experiment(
     run=run,
     plot=plot,
     objective=_objective,
+    report=report,
     checks=_check_config,
 )

@@ -1,5 +1,5 @@
 """The papers' predicted quantities (phase times, bands, rate curves) as functions."""
 
-from gradflow.theory import cooccurrence
+from gradflow.theory import cooccurrence, ntp
 
-__all__ = ["cooccurrence"]
+__all__ = ["cooccurrence", "ntp"]

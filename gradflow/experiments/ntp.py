@@ -1,0 +1,225 @@
+"""Experiment ``ntp``: two-stage normalised training of the next-token transformer (Huang,
+Liang, Yang, NeurIPS 2024): convergence in direction to the two max-margin solutions, the
+linear loss rate, and predictions under dataset shift."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gradflow.errors import ArgumentError
+from gradflow.experiments.base import Experiment, Parameter
+from gradflow.flow import log_grid, simulate
+from gradflow.models import ntp
+from gradflow.theory import ntp as theory
+from gradflow.trajectory import Trajectory, to_jsonable
+
+__all__ = ["EXPERIMENT", "build", "run_all", "summarize"]
+
+PARAMETERS = (
+    Parameter("dataset", "fixture", "the spec's 8-token fixture, or a random realizable instance",
+              choices=("fixture", "random")),
+    Parameter("K", 16, "random instance: vocabulary size", minimum=3),
+    Parameter("n_queries", 3, "random instance: number of query tokens", minimum=1),
+    Parameter("n_sentences", 30, "random instance: sentences drawn", minimum=1),
+    Parameter("seed", 0, "random instance: seed", minimum=0),
+    Parameter("stage1", "optimal", "stage-1 collocation pairs: tokens optimal in the data "
+              "(spec §8.2) or every token", choices=("optimal", "all")),
+    Parameter("T0", 30.0, "duration of stage 1 (train W_ov)", minimum=0.0),
+    Parameter("T", 300.0, "duration of stage 2 (train W_kq)", minimum=0.0),
+    Parameter("fit_from", 30.0, "start of the late window [fit_from, T] for fitted slopes",
+              minimum=0.0),
+    Parameter("method", "LSODA", "scipy solver", choices=("LSODA", "RK45", "DOP853", "BDF")),
+    Parameter("rtol", 1e-9, "solver relative tolerance", minimum=0.0),
+    Parameter("atol", 1e-12, "solver absolute tolerance", minimum=0.0),
+    Parameter("per_decade", 20, "record points per decade of t", minimum=1),
+    Parameter("ablation", True, "also run joint one-stage training of both blocks"),
+)
+
+
+def _check_config(config: dict[str, Any]) -> None:
+    for key in ("T0", "T", "rtol", "atol"):
+        if config[key] <= 0:
+            raise ArgumentError(f"parameter {key!r}: must be > 0, got {config[key]}")
+    if not 0 < config["fit_from"] < config["T"]:
+        raise ArgumentError(
+            f"parameter 'fit_from': must lie in (0, T={config['T']:g}), got {config['fit_from']}"
+        )
+    if config["dataset"] == "random" and config["K"] < 7:
+        raise ArgumentError(f"parameter 'K': a random instance needs K >= 7, got {config['K']}")
+
+
+def build(config: dict[str, Any]) -> ntp.NTPData:
+    """The dataset of a validated config (stage-1 set applied)."""
+    if config["dataset"] == "fixture":
+        base = ntp.fixture()
+    else:
+        base = ntp.random_instance(config["seed"], K=config["K"], n_queries=config["n_queries"],
+                                   n_sentences=config["n_sentences"])
+    return ntp.make_dataset([base.sentence(i) for i in range(base.n)], base.y,
+                            base.collocation, embedding=base.embedding, stage1=config["stage1"],
+                            names=base.names)
+
+
+def unseen_sentences(data: ntp.NTPData, config: dict[str, Any]) -> list[tuple[list[int], Any]]:
+    """Test sentences with their expected token (fixture) or None (random: 12 new sentences on
+    the seen queries)."""
+    if config["dataset"] == "fixture":
+        return [(s, y) for s, y, _ in ntp.fixture_unseen()]
+    gen = np.random.default_rng(config["seed"] + 1)
+    seen = {tuple(data.sentence(i)) for i in range(data.n)}
+    queries = np.unique(data.query)
+    out: list[tuple[list[int], Any]] = []
+    for _ in range(200):
+        q = int(gen.choice(queries))
+        length = int(gen.integers(2, 6))
+        context = gen.choice(np.setdiff1d(np.arange(data.K), [q]), size=length - 1,
+                             replace=False)
+        sentence = [*map(int, context), q]
+        if tuple(sentence) not in seen:
+            seen.add(tuple(sentence))
+            out.append((sentence, None))
+        if len(out) == 12:
+            break
+    return out
+
+
+def _objective(config: dict[str, Any]):
+    data = build(config)
+    model = ntp.NTPTransformer(data.d)
+    return model.objective(data), model.init(rng=config["seed"], preset="normal")
+
+
+def run_all(config: dict[str, Any]) -> dict[str, Any]:
+    """Solve both max-margin problems and integrate both stages (and the ablation)."""
+    data = build(config)
+    model = ntp.NTPTransformer(data.d)
+    ov, kq = theory.max_margin_ov(data), theory.max_margin_kq(data)
+    references = {"W_ov": ov.w, "W_kq": kq.w}
+    options = {"method": config["method"], "rtol": config["rtol"], "atol": config["atol"]}
+    stage1, stage2 = ntp.two_stage(model, data, T0=config["T0"], T=config["T"],
+                                   references=references, per_decade=config["per_decade"],
+                                   **options)
+    joint = None
+    if config["ablation"]:
+        joint = simulate(model.objective(data), model.init(preset="zero"), config["T"],
+                         normalize="block", record_at=log_grid(config["T"], per_decade=5),
+                         observables=model.observables(data, references), **options)
+    return {"data": data, "model": model, "ov": ov, "kq": kq, "stage1": stage1,
+            "stage2": stage2, "joint": joint}
+
+
+def summarize(result: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Max-margin values, fitted slopes and rates against the predictions, unseen sentences."""
+    data, model, ov, kq = result["data"], result["model"], result["ov"], result["kq"]
+    s1, s2 = result["stage1"], result["stage2"]
+    o1, o2 = s1.observables, s2.observables
+    late = (s2.t >= config["fit_from"]) & (s2.t <= config["T"])
+    late1 = (s1.t >= min(config["fit_from"], config["T0"]) / 3) & (s1.t > 0)
+    fits = {
+        "stage2_one_minus_cos_slope": theory.fitted_slope(s2.t[late],
+                                                          o2["one_minus_cos_W_kq"][late]),
+        "stage2_dist_slope": theory.fitted_slope(s2.t[late], o2["dist_W_kq"][late]),
+        "stage2_loss_excess_rate": theory.fitted_slope(s2.t[late], o2["loss_excess"][late],
+                                                       log_x=False)
+        if np.all(o2["loss_excess"][late] > 0) else None,
+        "stage2_off_optimal_mass_rate": float(np.polyfit(s2.t[late],
+                                                         o2["log_off_optimal_mass"][late], 1)[0]),
+        "stage1_loss_rate": theory.fitted_slope(s1.t[late1], o1["loss"][late1], log_x=False),
+    }
+    predicted = {"one_minus_cos_slope": theory.COS_SLOPE, "dist_slope": theory.DIST_SLOPE,
+                 "stage2_loss_rate": theory.loss_rate(kq.w),
+                 "stage1_loss_rate": theory.loss_rate(ov.w)}
+    params = model.layout.unpack(s2.final_theta)
+    unseen = unseen_sentences(data, config)
+    predictions = theory.predict_unseen(data, [s for s, _ in unseen], kq.w, model=model,
+                                        params=params)
+    table = [{"sentence": "".join(data.name(t) for t in p.sentence), "expected":
+              None if y is None else data.name(y),
+              **{k: None if v is None else data.name(v) for k, v in
+                 (("by_closure", p.by_closure), ("by_score", p.by_score), ("model", p.model))},
+              "confidence": p.confidence, "note": p.note}
+             for p, (_, y) in zip(predictions, unseen, strict=True)]
+    summary = {
+        "experiment": "ntp",
+        "config": config,
+        "max_margin": {"W_ov_norm_sq": ov.norm**2, "W_kq_norm_sq": kq.norm**2,
+                       "W_ov_support": int(ov.support.size), "W_kq_support": int(kq.support.size),
+                       "W_ov_constraints": int(ov.multipliers.size),
+                       "W_kq_constraints": int(kq.multipliers.size)},
+        "stage1_final": {k: o1[k][-1] for k in ("loss", "one_minus_cos_W_ov", "norm_W_ov")},
+        "stage2_final": {k: o2[k][-1] for k in ("loss", "loss_excess", "accuracy",
+                                                "one_minus_cos_W_kq", "dist_W_kq")},
+        "fitted": fits,
+        "predicted": predicted,
+        "unseen": table,
+        "solver": {"stage1": s1.stats, "stage2": s2.stats},
+    }
+    if result["joint"] is not None:
+        oj = result["joint"].observables
+        summary["joint_ablation"] = {"one_minus_cos_W_ov": oj["one_minus_cos_W_ov"][-1],
+                                     "one_minus_cos_W_kq": oj["one_minus_cos_W_kq"][-1],
+                                     "norm_W_ov": oj["norm_W_ov"][-1],
+                                     "norm_W_kq": oj["norm_W_kq"][-1]}
+    return to_jsonable(summary)
+
+
+def run(config: dict[str, Any], out: Path, progress: bool = False) -> dict[str, Any]:
+    """Integrate and write ``stage1.npz``, ``stage2.npz``, ``summary.json`` and figures."""
+    from gradflow.experiments import ntp_figures as figures
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = run_all(config)
+    result["stage1"].save(out / "stage1.npz")
+    result["stage2"].save(out / "stage2.npz")
+    np.savez(out / "max_margin.npz", W_ov=result["ov"].w, W_kq=result["kq"].w,
+             queries=np.unique(result["data"].query))
+    summary = summarize(result, config)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    figures.draw(out)
+    return summary
+
+
+def plot(out: Path) -> list[Path]:
+    """Re-draw the figures of a saved run."""
+    from gradflow.experiments import ntp_figures as figures
+
+    return figures.draw(Path(out))
+
+
+def load(out: Path) -> tuple[Trajectory, Trajectory, dict[str, Any]]:
+    """The two stages and the summary of a saved run."""
+    out = Path(out)
+    summary = json.loads((out / "summary.json").read_text())
+    return Trajectory.load(out / "stage1.npz"), Trajectory.load(out / "stage2.npz"), summary
+
+
+def report(summary: dict[str, Any]) -> list[str]:
+    """The lines ``gradflow run ntp`` prints."""
+    fit, pred, mm = summary["fitted"], summary["predicted"], summary["max_margin"]
+    determined = [row for row in summary["unseen"] if row["by_score"] is not None]
+    agree = sum(row["model"] == row["by_score"] for row in determined)
+    return [f"‖W_ov*‖² = {mm['W_ov_norm_sq']:.6g}, ‖W_kq*‖² = {mm['W_kq_norm_sq']:.6g}",
+            f"stage 2 slopes: 1−cos {fit['stage2_one_minus_cos_slope']:.3f} (predicted -2), "
+            f"dist {fit['stage2_dist_slope']:.3f} (predicted -1)",
+            f"stage 2 loss-excess rate {fit['stage2_loss_excess_rate']} "
+            f"(predicted {pred['stage2_loss_rate']:.5f})",
+            f"unseen sentences predicted as the extended order says: {agree}/{len(determined)}"
+            f" ({len(summary['unseen']) - len(determined)} undetermined)"]
+
+
+EXPERIMENT = Experiment(
+    name="ntp",
+    description="Next-token prediction (Huang, Liang, Yang, NeurIPS 2024): two-stage "
+                "normalised flow, max-margin limits, loss rate, dataset shift",
+    parameters=PARAMETERS,
+    run=run,
+    plot=plot,
+    objective=_objective,
+    report=report,
+    checks=_check_config,
+)

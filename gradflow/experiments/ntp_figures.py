@@ -1,0 +1,91 @@
+"""Figures of the ``ntp`` experiment: directional convergence with the predicted slopes, the loss
+excess with the predicted rate, and the learned attention scores per query."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from gradflow.trajectory import Trajectory
+
+__all__ = ["draw"]
+
+
+def _slope_guide(ax, t: np.ndarray, y: np.ndarray, slope: float, label: str) -> None:
+    """A line of the predicted slope through the last point (log-log)."""
+    guide = y[-1] * (t / t[-1]) ** slope
+    ax.plot(t, guide, "k:", lw=1, label=label)
+
+
+def convergence(stage1: Trajectory, stage2: Trajectory, summary: dict, path: Path) -> Path:
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(16, 4.4))
+    for ax, traj, block in ((ax1, stage1, "W_ov"), (ax2, stage2, "W_kq")):
+        keep = traj.t > 0
+        t = traj.t[keep]
+        for name, slope, color in (("one_minus_cos", -2.0, "tab:blue"),
+                                   ("dist", -1.0, "tab:orange")):
+            y = traj.observables[f"{name}_{block}"][keep]
+            ax.plot(t, y, color=color, label=f"{name.replace('_', ' ')}({block}, {block}*)")
+            if np.all(y[t >= t[-1] / 10] > 1e-12):
+                _slope_guide(ax, t[t >= t[-1] / 10], y[t >= t[-1] / 10], slope,
+                             f"slope {slope:g} (predicted)")
+        ax.set(xscale="log", yscale="log", xlabel="t (stage time)",
+               title=f"stage {1 if block == 'W_ov' else 2}: direction of {block}")
+        ax.legend(fontsize=8)
+    keep = stage2.t > 0
+    t, excess = stage2.t[keep], stage2.observables["loss_excess"][keep]
+    positive = excess > 0
+    ax3.plot(t[positive], excess[positive], color="tab:green", label="L − L∞(W_ov)")
+    rate = summary["predicted"]["stage2_loss_rate"]
+    late = t[positive] >= summary["config"]["fit_from"]
+    if late.any():
+        t_late = t[positive][late]
+        anchor = excess[positive][late][-1]
+        ax3.plot(t_late, anchor * np.exp(rate * (t_late - t_late[-1])), "k:",
+                 label=f"rate −1/‖W_kq*‖ = {rate:.4f}")
+    ax3.set(yscale="log", xlabel="t (stage 2)", title="stage 2: loss excess (linear rate)")
+    ax3.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def attention_scores(stage2: Trajectory, W_kq_star: np.ndarray, queries: np.ndarray,
+                     names: str | None, path: Path) -> Path:
+    """Final normalised score columns Ŵ_kq[:, q] against Ŵ_kq*[:, q] for each seen query."""
+    W = stage2.block("W_kq")[-1]
+    W = W / np.linalg.norm(W)
+    star = W_kq_star / np.linalg.norm(W_kq_star)
+    fig, axes = plt.subplots(1, len(queries), figsize=(4.5 * len(queries), 3.6), squeeze=False)
+    tokens = np.arange(W.shape[0])
+    labels = [names[k] if names else str(k) for k in tokens]
+    for ax, q in zip(axes[0], queries, strict=True):
+        ax.bar(tokens - 0.2, W[:, q], width=0.4, label="trained (normalised)")
+        ax.bar(tokens + 0.2, star[:, q], width=0.4, label="W_kq* (normalised)")
+        ax.set_xticks(tokens, labels)
+        ax.set(title=f"scores of key tokens for query {labels[q]}", xlabel="key token")
+        ax.axhline(0, color="black", lw=0.5)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def draw(out: Path) -> list[Path]:
+    """Write ``convergence.png`` and ``attention_scores.png`` from a saved run folder."""
+    stage1 = Trajectory.load(out / "stage1.npz")
+    stage2 = Trajectory.load(out / "stage2.npz")
+    summary = json.loads((out / "summary.json").read_text())
+    with np.load(out / "max_margin.npz", allow_pickle=False) as mm:
+        W_kq_star, queries = mm["W_kq"], mm["queries"]
+    names = "abcdefgh" if summary["config"]["dataset"] == "fixture" else None
+    return [convergence(stage1, stage2, summary, out / "convergence.png"),
+            attention_scores(stage2, W_kq_star, queries, names, out / "attention_scores.png")]
