@@ -83,3 +83,19 @@ def test_experiment_config_validation_api():
     assert config["m"] == 16 and config["t_end"] == 1e4 and config["reduced"] is True
     with pytest.raises(ArgumentError, match="unknown experiment"):
         get("nope")
+
+
+def test_ntp_experiment_runs_and_reports(tmp_path, capsys):
+    out = tmp_path / "ntp"
+    assert main(["run", "ntp", "--out", str(out), "--no-progress", "--set", "T=60",
+                 "--set", "stage1=all"]) == 0
+    printed = capsys.readouterr().out
+    assert "‖W_kq*‖² = 20.5" in printed and "10/10" in printed
+    for name in ("stage1.npz", "stage2.npz", "summary.json", "convergence.png",
+                 "attention_scores.png", "max_margin.npz"):
+        assert (out / name).exists(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["max_margin"]["W_ov_norm_sq"] == pytest.approx(7.0)
+    assert len(summary["unseen"]) == 10
+    assert main(["plot", str(out)]) == 0
+    assert main(["run", "ntp", "--set", "fit_from=500", "--no-progress"]) == 2
