@@ -9,24 +9,12 @@ of several rounds after a warm-up, in one process; compare ratios, not absolute 
 from __future__ import annotations
 
 import argparse
-import json
-import time
-from pathlib import Path
 
 import numpy as np
+from benchutil import markdown_table, median_time, write_json
 
 import gradflow
 from gradflow.models import cooccurrence as cooc
-
-
-def median_time(fn, rounds: int) -> float:
-    fn()  # warm-up: allocator and caches
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def gradient_costs(rounds: int) -> list[dict]:
@@ -43,7 +31,7 @@ def gradient_costs(rounds: int) -> list[dict]:
             for _ in range(reps):
                 objective.gradient(theta)
 
-        seconds = median_time(many, rounds) / reps
+        seconds = median_time(many, rounds)[0] / reps
         rows.append({"path": label, "state_size": model.layout.size, "ms_per_gradient":
                      1e3 * seconds})
     return rows
@@ -66,8 +54,7 @@ def flow_costs(rounds: int, t_end: float) -> list[dict]:
                 return gradflow.simulate(objective, theta0, t_end, method=method, clock=clock,
                                          record_at=grid, observables={"loss": objective.value})
 
-            seconds = median_time(run, rounds)
-            traj = run()
+            seconds, traj = median_time(run, rounds)
             error = np.max(np.abs(traj.observables["loss"] - ref_loss) / ref_loss)
             rows.append({"method": method, "clock": clock, "nfev": traj.stats["nfev"],
                          "steps": traj.stats["steps"], "seconds": seconds,
@@ -85,21 +72,18 @@ def main() -> None:
     flows = flow_costs(args.rounds, args.t_end)
     base = grads[0]["ms_per_gradient"]
     print("## Gradient cost at the paper's size (d=64, L=5, n=60, m=128, m1=256)\n")
-    print("| path | state size | ms / gradient | ratio to default |")
-    print("|---|---|---|---|")
-    for r in grads:
-        print(f"| {r['path']} | {r['state_size']} | {r['ms_per_gradient']:.3f} | "
-              f"{r['ms_per_gradient'] / base:.2f} |")
+    print(markdown_table(
+        ["path", "state size", "ms / gradient", "ratio to default"],
+        [[r["path"], r["state_size"], f"{r['ms_per_gradient']:.3f}",
+          f"{r['ms_per_gradient'] / base:.2f}"] for r in grads]))
     fastest = min(r["seconds"] for r in flows)
     print(f"\n## Flow to t = {args.t_end:g} (rtol 1e-6, atol 1e-9; error vs DOP853 rtol 1e-11)\n")
-    print("| method | clock | evaluations | steps | seconds | ratio to fastest | loss rel. error |")
-    print("|---|---|---|---|---|---|---|")
-    for r in flows:
-        print(f"| {r['method']} | {r['clock']} | {r['nfev']} | {r['steps']} | {r['seconds']:.3f} "
-              f"| {r['seconds'] / fastest:.2f} | {r['max_rel_loss_error']:.1e} |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"gradient": grads, "flow": flows, "t_end": args.t_end}, indent=2))
+    print(markdown_table(
+        ["method", "clock", "evaluations", "steps", "seconds", "ratio to fastest",
+         "loss rel. error"],
+        [[r["method"], r["clock"], r["nfev"], r["steps"], f"{r['seconds']:.3f}",
+          f"{r['seconds'] / fastest:.2f}", f"{r['max_rel_loss_error']:.1e}"] for r in flows]))
+    out = write_json(args.out, {"gradient": grads, "flow": flows, "t_end": args.t_end})
     print(f"\nwrote {out}")
 
 

@@ -9,25 +9,13 @@ after a warm-up. Compare ratios, not absolute seconds.
 from __future__ import annotations
 
 import argparse
-import json
-import time
-from pathlib import Path
 
 import numpy as np
+from benchutil import markdown_table, median_time, write_json
 
 from gradflow.maxmargin import solve_max_margin
 from gradflow.models import ntp
 from gradflow.theory import ntp as theory
-
-
-def median_time(fn, rounds: int) -> tuple[float, object]:
-    result = fn()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), result
 
 
 def two_stage_costs(rounds: int) -> list[dict]:
@@ -73,21 +61,19 @@ def main() -> None:
     stages = two_stage_costs(args.rounds)
     margins = max_margin_costs(args.rounds)
     print("## Fixture: stage 1 to T0 = 30, stage 2 to T (rtol 1e-9, atol 1e-12)\n")
-    print("| T | method | evaluations | seconds | ratio to LSODA | 1 − cos(W_kq, W_kq*) |")
-    print("|---|---|---|---|---|---|")
-    for row in stages:
-        base = next(r["seconds"] for r in stages if r["T"] == row["T"] and r["method"] == "LSODA")
-        print(f"| {row['T']:g} | {row['method']} | {row['nfev']} | {row['seconds']:.3f} | "
-              f"{row['seconds'] / base:.1f} | {row['one_minus_cos_W_kq']:.3e} |")
+    lsoda = {r["T"]: r["seconds"] for r in stages if r["method"] == "LSODA"}
+    print(markdown_table(
+        ["T", "method", "evaluations", "seconds", "ratio to LSODA", "1 − cos(W_kq, W_kq*)"],
+        [[f"{r['T']:g}", r["method"], r["nfev"], f"{r['seconds']:.3f}",
+          f"{r['seconds'] / lsoda[r['T']]:.1f}", f"{r['one_minus_cos_W_kq']:.3e}"]
+         for r in stages]))
     print("\n## Max-margin solver on random separable problems\n")
-    print("| constraints | dim | seconds | route | support | primal violation | stationarity |")
-    print("|---|---|---|---|---|---|---|")
-    for row in margins:
-        print(f"| {row['constraints']} | {row['dim']} | {row['seconds']:.4f} | {row['method']} | "
-              f"{row['support']} | {row['primal_violation']:.1e} | {row['stationarity']:.1e} |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"two_stage": stages, "max_margin": margins}, indent=2))
+    print(markdown_table(
+        ["constraints", "dim", "seconds", "route", "support", "primal violation",
+         "stationarity"],
+        [[r["constraints"], r["dim"], f"{r['seconds']:.4f}", r["method"], r["support"],
+          f"{r['primal_violation']:.1e}", f"{r['stationarity']:.1e}"] for r in margins]))
+    out = write_json(args.out, {"two_stage": stages, "max_margin": margins})
     print(f"\nwrote {out}")
 
 
