@@ -282,3 +282,14 @@ def test_joint_training_ablation_stalls():
     s1, _ = ntp.two_stage(model, data, T0=30.0, T=1.0, references=refs)
     assert 1 - joint.observables["one_minus_cos_W_ov"][-1] < 0.9
     assert 1 - s1.observables["one_minus_cos_W_ov"][-1] > 0.999
+
+
+def test_plain_gradient_flow_also_aligns_with_the_max_margin_direction():
+    """Without normalisation the flow is slower in t (the gradient shrinks like e^{−margin})
+    but follows the same path: W_kq still turns towards W_kq* (1 − cos < 1e-2 by t = 1e4)."""
+    kq = theory.max_margin_kq(FIXTURE)
+    model = ntp.NTPTransformer(8)
+    _, s2 = ntp.two_stage(model, FIXTURE, T0=30.0, T=1e4, normalize=None,
+                          references={"W_kq": kq.w}, per_decade=5)
+    gap = s2.observables["one_minus_cos_W_kq"]
+    assert gap[-1] < 1e-2 and gap[-1] < gap[s2.t >= 1][0]

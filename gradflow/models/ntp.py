@@ -537,6 +537,7 @@ def two_stage(
     references: dict[str, np.ndarray] | None = None,
     theta0: np.ndarray | None = None,
     per_decade: int = 20,
+    normalize: str | None = "block",
     **simulate_kwargs: Any,
 ):
     """The paper's two-stage normalised gradient flow (spec §3).
@@ -564,6 +565,8 @@ def two_stage(
         Start of stage 1 (default zero, spec §8.3); its ``W_kq`` is replaced by zero in stage 2.
     per_decade : int
         Record points per decade of t.
+    normalize : {"block", None}
+        ``"block"``: the paper's normalised flow; ``None``: plain gradient flow of each stage.
     **simulate_kwargs
         Passed to both :func:`gradflow.simulate` calls (e.g. ``rtol``, ``atol``, ``method``).
 
@@ -579,7 +582,7 @@ def two_stage(
     theta = model.init(preset="zero") if theta0 is None else np.array(theta0, dtype=float)
     options = {"rtol": 1e-9, "atol": 1e-12, "method": "LSODA", **simulate_kwargs}
     stage1 = simulate(
-        model.objective(stage1_data), theta, T0, normalize="block", rates={"W_kq": 0.0},
+        model.objective(stage1_data), theta, T0, normalize=normalize, rates={"W_kq": 0.0},
         record_at=log_grid(T0, per_decade=per_decade),
         observables=model.observables(stage1_data, {k: v for k, v in references.items()
                                                     if k == "W_ov"}),
@@ -588,7 +591,7 @@ def two_stage(
     theta = stage1.final_theta.copy()
     model.layout.unpack(theta)["W_kq"][...] = 0.0
     stage2 = simulate(
-        model.objective(data), theta, T, normalize="block", rates={"W_ov": 0.0},
+        model.objective(data), theta, T, normalize=normalize, rates={"W_ov": 0.0},
         record_at=log_grid(T, per_decade=per_decade),
         observables=model.observables(data, references), config={"stage": 2, "T": T},
         **options,
