@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from gradflow.errors import ArgumentError
-from gradflow.experiments import cooccurrence, ntp
+from gradflow.experiments import cooccurrence, ntp, regular
 from gradflow.experiments.base import Experiment, Parameter
 
 __all__ = ["REGISTRY", "Experiment", "Parameter", "get"]
 
-REGISTRY: dict[str, Experiment] = {e.name: e for e in (cooccurrence.EXPERIMENT, ntp.EXPERIMENT)}
+REGISTRY: dict[str, Experiment] = {e.name: e for e in (cooccurrence.EXPERIMENT, ntp.EXPERIMENT, regular.EVEN_PAIRS,
+                                                 regular.PARITY_COT)}
 
 
 def get(name: str) -> Experiment:

@@ -1,0 +1,87 @@
+"""Figures of the ``even_pairs`` and ``parity_cot`` experiments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from gradflow.trajectory import Trajectory
+
+__all__ = ["draw"]
+
+
+def draw(out: Path) -> list[Path]:
+    """Write ``dynamics.png`` (six panels) from a saved run folder."""
+    traj = Trajectory.load(out / "trajectory.npz")
+    control = Trajectory.load(out / "frozen_w_control.npz")
+    summary = json.loads((out / "summary.json").read_text())
+    tau0 = summary["config"]["tau0"]
+    t, o = traj.t, traj.observables
+    pos = t > 0
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+
+    ax = axes[0, 0]  # phase-1 growth exponents
+    early = pos & (t <= 3.0)
+    scores = o["scores"].mean(axis=2)
+    ax.loglog(t[early], scores[early, 0], label="s_1 (position 1)")
+    for ell in (1, 2):
+        ax.loglog(t[early], -scores[early, ell], label=f"−s_{ell + 1}")
+    ax.loglog(t[early], o["W_norm"][early], label="‖W‖")
+    t_ref = t[early]
+    ax.loglog(t_ref, scores[early, 0][0] * t_ref / t_ref[0], "k:", lw=1, label="slope 1")
+    ax.loglog(t_ref, o["W_norm"][early][0] * (t_ref / t_ref[0]) ** 2, "k--", lw=1,
+              label="slope 2")
+    ax.set(xlabel="t", title="phase 1: s_1 ∝ t, −s_ℓ≥2 ∝ t², ‖W‖ ∝ t²")
+    ax.legend(fontsize=8)
+
+    ax = axes[0, 1]  # ‖u‖ against ln t
+    ax.plot(np.log(t[pos]), o["u_norm"][pos], label="‖u‖")
+    ax.plot(np.log(t[pos]), o["W_change"][pos], label="‖W − W(τ0)‖")
+    ax.axvline(np.log(tau0), color="gray", ls=":", label="τ0")
+    for when in traj.events.get("separable", []):
+        ax.axvline(np.log(when), color="black", ls="--", lw=1, label="separable")
+    ax.set(xlabel="ln t", title="‖u‖ = Ω(log t); attention keeps moving slowly")
+    ax.legend(fontsize=8)
+
+    ax = axes[0, 2]  # attention by position
+    positions = np.arange(1, o["attention_pos"].shape[1] + 1)
+    ax.bar(positions - 0.2, o["attention_pos"][-1], width=0.4, label="positive strings")
+    ax.bar(positions + 0.2, o["attention_neg"][-1], width=0.4, label="negative strings")
+    ax.set(xlabel="position", ylabel="mean attention",
+           title=f"attention at t = {t[-1]:g} (longest strings)")
+    ax.legend(fontsize=8)
+
+    ax = axes[1, 0]  # t·L(t)
+    late = t >= 10
+    ax.semilogx(t[late], o["t_loss"][late])
+    ax.set(xlabel="t", ylabel="t · L(t)", title="loss rate O(1/t): t·L(t) bounded")
+
+    ax = axes[1, 1]  # cosines
+    for name, label in (("cos_moving", "cos(u, u*(W_t))"),
+                        ("cos_first_separable", "cos(u, u*(W at first separability))"),
+                        ("cos_saturated", "cos(u, u*_∞)")):
+        ax.semilogx(t[pos], o[name][pos], label=label)
+    ax.semilogx(control.t, control.observables["cos_fixed"], "k--",
+                label=f"frozen W at t={control.t[0]:g}: cos(u, u*(W_T1))")
+    ax.set(xlabel="t", ylim=(0.8, 1.005), title="direction of u")
+    ax.legend(fontsize=8)
+
+    ax = axes[1, 2]  # loss and margin
+    ax.loglog(t[pos], o["loss"][pos], label="loss")
+    ax.set(xlabel="t", title="loss; normalised margin (right)")
+    twin = ax.twinx()
+    twin.semilogx(t[pos], o["normalized_margin"][pos], color="tab:red", label="margin")
+    twin.axhline(0, color="tab:red", lw=0.5)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.suptitle(summary["experiment"])
+    fig.tight_layout()
+    path = out / "dynamics.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [path]
