@@ -8,8 +8,10 @@ from gradflow.experiments.base import Experiment, Parameter
 
 __all__ = ["REGISTRY", "Experiment", "Parameter", "get"]
 
-REGISTRY: dict[str, Experiment] = {e.name: e for e in (cooccurrence.EXPERIMENT, ntp.EXPERIMENT, regular.EVEN_PAIRS,
-                                                 regular.PARITY_COT)}
+REGISTRY: dict[str, Experiment] = {
+    e.name: e
+    for e in (cooccurrence.EXPERIMENT, ntp.EXPERIMENT, regular.EVEN_PAIRS, regular.PARITY_COT)
+}
 
 
 def get(name: str) -> Experiment:

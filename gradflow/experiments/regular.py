@@ -4,6 +4,7 @@ chain-of-thought."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,7 @@ def slope_per_decade(t: np.ndarray, values: np.ndarray, t_min: float = 10.0) -> 
     """[t_from, t_to, Δvalues/Δln t] over consecutive decades of t from t_min."""
     rows = []
     edges = 10.0 ** np.arange(np.ceil(np.log10(t_min)), np.floor(np.log10(t[-1])) + 1)
-    for lo, hi in zip(edges, edges[1:], strict=False):
+    for lo, hi in itertools.pairwise(edges):
         i, j = int(np.argmin(np.abs(t - lo))), int(np.argmin(np.abs(t - hi)))
         rows.append([float(lo), float(hi), float((values[j] - values[i]) / np.log(hi / lo))])
     return rows
