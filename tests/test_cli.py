@@ -99,3 +99,22 @@ def test_ntp_experiment_runs_and_reports(tmp_path, capsys):
     assert len(summary["unseen"]) == 10
     assert main(["plot", str(out)]) == 0
     assert main(["run", "ntp", "--set", "fit_from=500", "--no-progress"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "settings"),
+    [("even_pairs", ["T=1e5", "T1=100"]), ("parity_cot", ["T=1e5", "T1=100", "L_max=4"])],
+)
+def test_regular_experiments_run(tmp_path, capsys, name, settings):
+    out = tmp_path / name
+    args = ["run", name, "--out", str(out), "--no-progress"]
+    for item in settings:
+        args += ["--set", item]
+    assert main(args) == 0
+    for file in ("trajectory.npz", "frozen_w_control.npz", "summary.json", "dynamics.png"):
+        assert (out / file).exists(), file
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["separable_at"] and summary["frozen_W_control"]["monotone"]
+    assert set(summary["parity_truncated_cot_accuracy"].values()) == {1.0}
+    assert "separable at" in capsys.readouterr().out
+    assert main(["plot", str(out)]) == 0
