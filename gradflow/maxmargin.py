@@ -12,7 +12,9 @@ Algorithm (SciPy only):
    squares (``scipy.optimize.nnls``) with the simplex equality as a heavily weighted extra row.
    p = 0 means 0 is in the hull: no w satisfies A w ≥ 1 (the data are not separable).
 2. **Active-set polish.** On the constraints tight to ~1e-6, solve A_S w = 1 in the least-norm
-   sense, which removes the weighted row's approximation error.
+   sense, which removes the weighted row's approximation error (if that system is inconsistent
+   because a nearly tight row is inactive: tight to 1e-9, then the hull's support, then the
+   unpolished point — the first that passes step 3).
 3. **KKT verification.** Primal feasibility (min A w ≥ 1 − tol), multipliers α_S ≥ 0 by NNLS
    with stationarity residual ‖w − A_Sᵀα_S‖ ≈ 0, complementary slackness by construction. By
    convexity these three are a certificate of optimality.
@@ -93,17 +95,16 @@ def _min_norm_hull_point(rows: np.ndarray) -> np.ndarray:
     return lam / lam.sum()
 
 
-def _certify(rows: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-    """Polish ``w`` on its tight set and return (w, multipliers, KKT residuals)."""
-    values = rows @ w
-    tight = np.flatnonzero(values <= 1.0 + ACTIVE_TOL)
-    if tight.size == 0:  # cannot happen at an optimum: some constraint must be active
-        tight = np.array([int(np.argmin(values))])
-    A_S = rows[tight]
-    w, *_ = np.linalg.lstsq(A_S, np.ones(tight.size), rcond=None)  # least-norm on A_S w = 1
-    alpha_S, _ = optimize.nnls(A_S.T, w, maxiter=50 * max(1, tight.size))
+def _certified(kkt: dict[str, float]) -> bool:
+    return (kkt["primal_violation"] <= KKT_TOL and kkt["stationarity"] <= KKT_TOL
+            and kkt["min_multiplier"] >= 0.0 and kkt["complementarity"] <= 1e3 * KKT_TOL)
+
+
+def _kkt(rows: np.ndarray, w: np.ndarray, support: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Multipliers on ``support`` (NNLS on w = A_Sᵀα) and the KKT residuals of (w, α)."""
+    alpha_S, _ = optimize.nnls(rows[support].T, w, maxiter=50 * max(1, support.size))
     alpha = np.zeros(rows.shape[0])
-    alpha[tight] = alpha_S
+    alpha[support] = alpha_S
     values = rows @ w
     norm = float(np.linalg.norm(w))
     kkt = {
@@ -112,12 +113,39 @@ def _certify(rows: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, d
         "min_multiplier": float(alpha.min()),
         "complementarity": float(np.max(np.abs(alpha * (values - 1.0)))),
     }
-    return w, alpha, kkt
+    return alpha, kkt
 
 
-def _certified(kkt: dict[str, float]) -> bool:
-    return (kkt["primal_violation"] <= KKT_TOL and kkt["stationarity"] <= KKT_TOL
-            and kkt["min_multiplier"] >= 0.0 and kkt["complementarity"] <= 1e3 * KKT_TOL)
+def _certify(
+    rows: np.ndarray, w: np.ndarray, hull_support: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Polish ``w`` and return the first certified (w, multipliers, KKT residuals).
+
+    Candidates, in order: the least-norm solution of A_S w = 1 on the constraints tight to
+    1e-6, then to 1e-9 (a nearly tight but inactive row makes the first system inconsistent),
+    then on the hull's support (λ > 0), then ``w`` itself. The least-residual candidate is
+    returned when none is certified.
+    """
+    values = rows @ w
+    supports = [np.flatnonzero(values <= 1.0 + tol) for tol in (ACTIVE_TOL, 1e-9)]
+    if hull_support is not None:
+        supports.append(hull_support)
+    candidates = []
+    for support in supports:
+        if support.size == 0:
+            continue
+        polished, *_ = np.linalg.lstsq(rows[support], np.ones(support.size), rcond=None)
+        candidates.append((polished, support))
+    candidates.append((w, supports[-1] if supports[-1].size else np.array([np.argmin(values)])))
+    best = None
+    for candidate, support in candidates:
+        alpha, kkt = _kkt(rows, candidate, support)
+        if _certified(kkt):
+            return candidate, alpha, kkt
+        score = kkt["primal_violation"] + kkt["stationarity"]
+        if best is None or score < best[0]:
+            best = (score, candidate, alpha, kkt)
+    return best[1], best[2], best[3]
 
 
 def _slsqp(rows: np.ndarray, w0: np.ndarray) -> np.ndarray:
@@ -169,7 +197,7 @@ def solve_max_margin(A: Any) -> MaxMarginSolution:
             f"‖p‖ = {np.linalg.norm(p):.2e} vs row scale {scale:.2e}): no w satisfies A w ≥ 1; "
             "the data are not separable"
         )
-    w, alpha, kkt = _certify(rows, p / (p @ p))
+    w, alpha, kkt = _certify(rows, p / (p @ p), np.flatnonzero(lam > 0))
     method = "nnls"
     if not _certified(kkt):
         w, alpha, kkt = _certify(rows, _slsqp(rows, w))

@@ -111,3 +111,13 @@ def test_fallback_route_certifies_the_same_solution():
     w, _, kkt = _certify(A, _slsqp(A, np.zeros(12)))
     assert _certified(kkt)
     assert_allclose(w, solve_max_margin(A).w, rtol=1e-9, atol=1e-12)
+
+
+def test_nearly_tight_inactive_row_does_not_spoil_the_polish():
+    """A row at a_iᵀw* = 1 + 1e-7 (inactive, but inside the 1e-6 polish tolerance) makes the
+    tight system inconsistent; the solver must still return the certified w* = (1, 1). Found
+    on attention features of the parity-CoT flow."""
+    sol = solve_max_margin([[1.0, 0.0], [0.0, 1.0], [0.5 + 1e-7, 0.5]])
+    assert_allclose(sol.w, [1.0, 1.0], rtol=1e-12)
+    assert_array_equal(sol.support, [0, 1])
+    assert sol.kkt["primal_violation"] <= 1e-12
