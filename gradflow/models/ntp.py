@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from gradflow.errors import ArgumentError
-from gradflow.layout import Layout
-from gradflow.models.base import Model, Observable
+from gradflow.models._last_token import LastTokenModel, padding_mask
+from gradflow.models.base import Observable
 from gradflow.numerics import cross_entropy, log_softmax, logsumexp
 
 __all__ = [
@@ -95,7 +95,7 @@ class NTPData:
     @cached_property
     def mask(self) -> np.ndarray:
         """``mask[i, l]``: position l holds a token of sentence i; shape (N, L_max)."""
-        return np.arange(self.tokens.shape[1])[None, :] < self.lengths[:, None]
+        return padding_mask(self.lengths, self.tokens.shape[1])
 
     @cached_property
     def query(self) -> np.ndarray:
@@ -338,67 +338,44 @@ def random_instance(
 class Forward:
     """Forward quantities (symbols of ``docs/derivations/ntp.md``).
 
-    s, log_phi : (N, L)   scores and log attention (−inf on padding)
+    log_phi : (N, L)      log attention, log softmax of s = Xᵀ W_kq q (−inf on padding)
     h : (N, d)            attention output X φ
     u : (N, K)            logits Eᵀ W_ov h
     log_p : (N, K)        log softmax(u)
     """
 
-    s: np.ndarray
     log_phi: np.ndarray
     h: np.ndarray
     u: np.ndarray
     log_p: np.ndarray
 
 
-class NTPTransformer(Model):
+class NTPTransformer(LastTokenModel):
     """One-layer transformer for next-token prediction: blocks ``W_kq`` and ``W_ov`` (d × d).
 
     Parameters
     ----------
     d : int
         Embedding dimension (rows of the dataset's E).
+
+    Initialisation: ``init(preset="zero")`` (spec §8.3: both weights 0, uniform attention) or
+    ``"normal"`` with entries N(0, 1).
     """
 
+    data_type = NTPData
+
     def __init__(self, d: int):
-        if int(d) != d or d < 1:
-            raise ArgumentError(f"d must be a positive integer, got {d!r}")
-        self.d = int(d)
-        self._layout = Layout({"W_kq": (self.d, self.d), "W_ov": (self.d, self.d)})
+        super().__init__(d, {"W_kq": (int(d), int(d)), "W_ov": (int(d), int(d))})
 
     def __repr__(self) -> str:
         return f"NTPTransformer(d={self.d})"
 
-    @property
-    def layout(self) -> Layout:
-        return self._layout
-
-    def init(self, rng: Any = None, preset: str = "zero", scale: float = 1.0) -> np.ndarray:
-        """``"zero"`` (spec §8.3: both weights 0, uniform attention) or ``"normal"`` (entries
-        N(0, scale²))."""
-        if preset == "zero":
-            return self.layout.zeros()
-        if preset == "normal":
-            return scale * np.random.default_rng(rng).standard_normal(self.layout.size)
-        raise ArgumentError(f"preset must be 'zero' or 'normal', got {preset!r}")
-
-    def check_data(self, data: Any) -> None:
-        if not isinstance(data, NTPData):
-            raise ArgumentError(f"data must be an NTPData, got {type(data).__name__}")
-        if data.d != self.d:
-            raise ArgumentError(f"data embeddings have d={data.d}, the model has d={self.d}")
-
-    def n_samples(self, data: NTPData) -> int:
-        return data.n
-
     def forward(self, params: dict[str, np.ndarray], data: NTPData) -> Forward:
         """Scores, attention, output and logits of every sentence (vectorised, padded)."""
-        s = np.einsum("nld,de,ne->nl", data.X, params["W_kq"], data.Q)
-        s = np.where(data.mask, s, -np.inf)
-        log_phi = log_softmax(s, axis=1)
+        log_phi = self.log_attention(data, params["W_kq"])
         h = np.einsum("nl,nld->nd", np.exp(log_phi), data.X)
         u = (h @ params["W_ov"].T) @ data.embedding
-        return Forward(s=s, log_phi=log_phi, h=h, u=u, log_p=log_softmax(u, axis=1))
+        return Forward(log_phi=log_phi, h=h, u=u, log_p=log_softmax(u, axis=1))
 
     def sample_losses(self, params: dict[str, np.ndarray], data: NTPData) -> np.ndarray:
         """Cross-entropy −log p_y per sentence, shape (N,), accurate to the smallest double."""

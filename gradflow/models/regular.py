@@ -24,9 +24,9 @@ import numpy as np
 
 from gradflow.errors import ArgumentError
 from gradflow.events import Event
-from gradflow.layout import Layout
-from gradflow.models.base import Model, Observable
-from gradflow.numerics import log_softmax, logistic_loss, sigmoid
+from gradflow.models._last_token import LastTokenModel, padding_mask
+from gradflow.models.base import Observable
+from gradflow.numerics import logistic_loss, sigmoid
 
 __all__ = [
     "RegularData",
@@ -89,7 +89,7 @@ class RegularData:
     @cached_property
     def mask(self) -> np.ndarray:
         """``mask[n, l]``: position l holds a symbol of string n; shape (N, L_max)."""
-        return np.arange(self.symbols.shape[1])[None, :] < self.lengths[:, None]
+        return padding_mask(self.lengths, self.symbols.shape[1])
 
     @cached_property
     def index(self) -> np.ndarray:
@@ -278,7 +278,7 @@ class Forward:
     f: np.ndarray
 
 
-class RegularTransformer(Model):
+class RegularTransformer(LastTokenModel):
     """T(X) = uᵀ X softmax(Xᵀ W x_L / λ): blocks ``u`` (d,) and ``W`` (d, d).
 
     Parameters
@@ -288,46 +288,27 @@ class RegularTransformer(Model):
     lam : float
         Attention temperature λ > 0 (paper: 2); it also boosts W's rate in phase 1 of
         training (:func:`phase_rates`).
+
+    Initialisation: ``init(preset="zero")`` (spec §3: u = 0, W = 0) or ``"normal"`` with
+    entries N(0, 0.01²).
     """
 
+    data_type = RegularData
+    default_scale = 0.01
+
     def __init__(self, d: int, lam: float = 2.0):
-        if int(d) != d or d < 1:
-            raise ArgumentError(f"d must be a positive integer, got {d!r}")
         if not (np.isfinite(lam) and lam > 0):
             raise ArgumentError(f"lam must be a positive number, got {lam!r}")
-        self.d, self.lam = int(d), float(lam)
-        self._layout = Layout({"u": (self.d,), "W": (self.d, self.d)})
+        super().__init__(d, {"u": (int(d),), "W": (int(d), int(d))})
+        self.lam = float(lam)
 
     def __repr__(self) -> str:
         return f"RegularTransformer(d={self.d}, lam={self.lam:g})"
 
-    @property
-    def layout(self) -> Layout:
-        return self._layout
-
-    def init(self, rng: Any = None, preset: str = "zero", scale: float = 0.01) -> np.ndarray:
-        """``"zero"`` (spec §3: u = 0, W = 0) or ``"normal"`` (entries N(0, scale²))."""
-        if preset == "zero":
-            return self.layout.zeros()
-        if preset == "normal":
-            return scale * np.random.default_rng(rng).standard_normal(self.layout.size)
-        raise ArgumentError(f"preset must be 'zero' or 'normal', got {preset!r}")
-
-    def check_data(self, data: Any) -> None:
-        if not isinstance(data, RegularData):
-            raise ArgumentError(f"data must be a RegularData, got {type(data).__name__}")
-        if data.d != self.d:
-            raise ArgumentError(f"data embeddings have d={data.d}, the model has d={self.d}")
-
-    def n_samples(self, data: RegularData) -> int:
-        return data.n
-
     def forward(self, params: dict[str, np.ndarray], data: RegularData) -> Forward:
         """Token scores, attention, attention output and model output of every string."""
-        u, W = params["u"], params["W"]
-        s = data.X @ u
-        a = np.einsum("nld,de,ne->nl", data.X, W, data.Q) / self.lam
-        log_phi = log_softmax(np.where(data.mask, a, -np.inf), axis=1)
+        s = data.X @ params["u"]
+        log_phi = self.log_attention(data, params["W"], self.lam)
         phi = np.exp(log_phi)
         h = np.einsum("nl,nld->nd", phi, data.X)
         f = np.sum(np.where(data.mask, phi * s, 0.0), axis=1)
