@@ -1,0 +1,303 @@
+"""In-context linear regression with one softmax attention layer on a finite feature dictionary
+(Huang, Cheng, Liang, ICML 2024, "In-context convergence of transformers").
+
+Spec ``icl.md`` §(a). Context tokens and the query are drawn from K orthonormal features with
+probabilities p; integrating out the task vector exactly, the loss of a prompt whose query is
+v_k and whose feature counts are c is ℓ_k(c) = ½[(1 − a_k)² + Σ_{n≠k} a_n²], with attention mass
+a_n = c_n e^{s_nk} / (Σ_m c_m e^{s_mk} [+ e^{s_kk} if the query is in the softmax]), and the
+population loss L = Σ_k p_k Σ_c Mult(c; N, p) ℓ_k(c) is an exact finite sum over count vectors.
+The trained parameter is the logit matrix S = Vᵀ Q V (K × K; column k = query feature k).
+Derivation: ``docs/derivations/softmax_icl.md``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from scipy.special import gammaln
+
+from gradflow.errors import ArgumentError
+from gradflow.events import Event
+from gradflow.layout import Layout
+from gradflow.models.base import Model, Observable
+from gradflow.numerics import softmax
+
+__all__ = ["BalancedICL", "FeatureICL", "FeatureTask", "count_vectors", "make_dataset"]
+
+MAX_COUNT_VECTORS = 2_000_000
+"""Largest enumeration accepted (C(N+K−1, K−1) count vectors)."""
+
+
+def count_vectors(N: int, K: int) -> np.ndarray:
+    """Every c ∈ ℕ^K with Σ c = N (stars and bars), shape (C(N+K−1, K−1), K)."""
+    bars = np.array(list(itertools.combinations(range(N + K - 1), K - 1)), dtype=int)
+    if K == 1:
+        return np.array([[N]])
+    edges = np.concatenate([np.full((len(bars), 1), -1), bars,
+                            np.full((len(bars), 1), N + K - 1)], axis=1)
+    return np.diff(edges, axis=1) - 1
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureTask:
+    """The prompt distribution: K features with probabilities ``p``, prompt length N.
+
+    Attributes
+    ----------
+    p : ndarray, shape (K,)
+    N : int
+    include_query : bool
+        Whether the query token enters the softmax (logit s_kk, label 0); default excluded.
+    mean_field : bool
+        Replace the multinomial counts by their means c = N p (deterministic counts).
+    """
+
+    p: np.ndarray
+    N: int
+    include_query: bool = False
+    mean_field: bool = False
+
+    @property
+    def K(self) -> int:
+        return self.p.size
+
+    @cached_property
+    def counts(self) -> np.ndarray:
+        """The count vectors summed over, shape (C, K)."""
+        if self.mean_field:
+            return (self.N * self.p)[None, :]
+        return count_vectors(self.N, self.K)
+
+    @cached_property
+    def weights(self) -> np.ndarray:
+        """Multinomial probabilities of :attr:`counts` (log-gamma), shape (C,)."""
+        if self.mean_field:
+            return np.ones(1)
+        c = self.counts
+        with np.errstate(divide="ignore"):
+            log_p = np.log(self.p)
+        log_w = gammaln(self.N + 1) - gammaln(c + 1).sum(axis=1) + np.where(
+            c > 0, c * log_p, 0.0).sum(axis=1)
+        return np.exp(log_w)
+
+    @cached_property
+    def log_counts(self) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self.counts)
+
+
+def make_dataset(K: int = 4, N: int | None = None, p: Any = "balanced", *,
+                 include_query: bool = False, mean_field: bool = False) -> FeatureTask:
+    """The HCL task (spec §(a)2).
+
+    Parameters
+    ----------
+    K : int
+        Number of orthonormal features.
+    N : int, optional
+        Prompt length; default 20K (so the floor ½(1 − p_k)^N is negligible).
+    p : "balanced" or array_like (K,)
+        Feature probabilities.
+    include_query, mean_field : bool
+        See :class:`FeatureTask`.
+    """
+    if int(K) != K or K < 2:
+        raise ArgumentError(f"K must be an integer >= 2, got {K!r}")
+    N = 20 * K if N is None else N
+    if int(N) != N or N < 1:
+        raise ArgumentError(f"N must be a positive integer, got {N!r}")
+    probs = np.full(K, 1.0 / K) if isinstance(p, str) and p == "balanced" else np.asarray(
+        p, dtype=float)
+    if probs.shape != (K,) or np.any(probs <= 0) or not np.isclose(probs.sum(), 1.0):
+        raise ArgumentError(f"p must be 'balanced' or K={K} positive probabilities summing to 1")
+    task = FeatureTask(p=probs / probs.sum(), N=int(N), include_query=bool(include_query),
+                       mean_field=bool(mean_field))
+    if not mean_field:
+        size = int(np.round(np.exp(gammaln(N + K) - gammaln(K) - gammaln(N + 1))))
+        if size > MAX_COUNT_VECTORS:
+            raise ArgumentError(
+                f"the exact sum needs C(N+K−1, K−1) = {size} count vectors (K={K}, N={N}), more "
+                f"than {MAX_COUNT_VECTORS}; use mean_field=True or, for balanced p, BalancedICL"
+            )
+    return task
+
+
+class FeatureICL(Model):
+    """The exact population flow of the HCL model in the logit matrix S (block ``S``, K × K).
+
+    ``S[n, k] = v_nᵀ Q v_k``: key feature n, query feature k. Q itself follows as
+    ∇_Q L = V (∂L/∂S) Vᵀ for any orthonormal dictionary V, and Q outside span(V) ⊗ span(V)
+    never moves, so integrating S is exact.
+    """
+
+    def __init__(self, K: int):
+        if int(K) != K or K < 2:
+            raise ArgumentError(f"K must be an integer >= 2, got {K!r}")
+        self.K = int(K)
+        self._layout = Layout({"S": (self.K, self.K)})
+
+    def __repr__(self) -> str:
+        return f"FeatureICL(K={self.K})"
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    def init(self, rng: Any = None, preset: str = "zero", scale: float = 1.0) -> np.ndarray:
+        """``"zero"`` (Q0 = 0, the paper's) or ``"normal"`` (entries N(0, scale²))."""
+        if preset == "zero":
+            return self.layout.zeros()
+        if preset == "normal":
+            return scale * np.random.default_rng(rng).standard_normal(self.layout.size)
+        raise ArgumentError(f"preset must be 'zero' or 'normal', got {preset!r}")
+
+    def check_data(self, data: Any) -> None:
+        if not isinstance(data, FeatureTask):
+            raise ArgumentError(f"data must be a FeatureTask, got {type(data).__name__}")
+        if data.K != self.K:
+            raise ArgumentError(f"task has K={data.K} features, the model K={self.K}")
+
+    def n_samples(self, data: FeatureTask) -> int:
+        return self.K
+
+    def attention(self, S: np.ndarray, data: FeatureTask) -> tuple[np.ndarray, np.ndarray]:
+        """Attention mass per feature ``a[c, k, n]`` (count vector c, query k, key feature n)
+        and the query's own mass ``a_q[c, k]`` (0 unless the query is in the softmax)."""
+        logits = data.log_counts[:, None, :] + S.T[None, :, :]  # (C, k, n)
+        if not data.include_query:
+            return softmax(logits, axis=2), np.zeros(logits.shape[:2])
+        query = np.broadcast_to(np.diagonal(S)[None, :, None], (logits.shape[0], self.K, 1))
+        full = softmax(np.concatenate([logits, query], axis=2), axis=2)
+        return full[:, :, :-1], full[:, :, -1]
+
+    def per_query_losses(self, params: dict[str, np.ndarray], data: FeatureTask) -> np.ndarray:
+        """L_k = E_c[ℓ_k(c)], the prediction error given x_q = v_k, shape (K,)."""
+        a, _ = self.attention(params["S"], data)
+        err = a - np.eye(self.K)[None, :, :]
+        return 0.5 * np.einsum("c,ckn->k", data.weights, err * err)
+
+    def sample_losses(self, params: dict[str, np.ndarray], data: FeatureTask) -> np.ndarray:
+        """p_k L_k per query feature, shape (K,); their sum is the population loss."""
+        return data.p * self.per_query_losses(params, data)
+
+    def loss(self, params: dict[str, np.ndarray], data: FeatureTask) -> Any:
+        return np.sum(self.sample_losses(params, data))
+
+    def grad(self, params: dict[str, np.ndarray], data: FeatureTask) -> dict[str, np.ndarray]:
+        """∂L/∂s_mk = p_k E_c[a_m((a_m − δ_mk) − Σ_n a_n(a_n − δ_nk)) − δ_mk a_q Σ_n a_n(a_n − δ_nk)]."""
+        a, a_q = self.attention(params["S"], data)
+        err = a - np.eye(self.K)[None, :, :]
+        inner = np.sum(a * err, axis=2)  # (C, k)
+        per = a * (err - inner[:, :, None])  # (C, k, m)
+        per[:, np.arange(self.K), np.arange(self.K)] -= a_q * inner
+        g_km = np.einsum("c,ckm->km", data.weights, per) * data.p[:, None]
+        return {"S": g_km.T}
+
+    def observables(self, data: FeatureTask) -> dict[str, Observable]:
+        """``loss``; ``alpha`` (K,) = E[a_k | x_q = v_k]; ``per_query_loss`` (K,); ``A`` (K,)
+        = s_kk; ``S`` (K, K); ``column_sums`` (K,) (conserved at 0 from S = 0)."""
+
+        def S(th: np.ndarray) -> np.ndarray:
+            return self.layout.unpack(th)["S"]
+
+        def alpha(th: np.ndarray) -> np.ndarray:
+            a, _ = self.attention(S(th), data)
+            return np.einsum("c,ckk->k", data.weights, a)
+
+        return {
+            "loss": lambda th: float(self.loss({"S": S(th)}, data)),
+            "alpha": alpha,
+            "per_query_loss": lambda th: self.per_query_losses({"S": S(th)}, data),
+            "A": lambda th: np.diagonal(S(th)).copy(),
+            "S": lambda th: S(th).copy(),
+            "column_sums": lambda th: S(th).sum(axis=0),
+        }
+
+    def alpha_crosses(self, data: FeatureTask, k: int, level: float = 0.5) -> Event:
+        """α_k reaches ``level`` (Phase I → Phase II marker)."""
+        observables = self.observables(data)
+        return Event(f"alpha_{k}_{level:g}", lambda th: float(observables["alpha"](th)[k] - level),
+                     direction=1)
+
+
+class BalancedICL(Model):
+    """The balanced case's exact one-dimensional flow (spec §(a)5): by symmetry s_kk = A and
+    s_nk = B = −A/(K−1) for n ≠ k, and with j = c_k ~ Bin(N, 1/K),
+
+        L(A) = E_j[½(1 − a_j)² + ½ e^{2B} E[Σ_{n≠k} c_n² | j] / Z_j²],
+        a_j = j e^A/Z_j,   Z_j = j e^A + (N − j) e^B,
+
+    an O(N) sum. The S-flow restricted to the balanced manifold is Ȧ = −∂L/∂s_kk =
+    −((K − 1)/K²) dL/dA: integrate this block ``A`` with ``rates={"A": rate}`` (:attr:`rate`).
+    Query excluded from the softmax; exact multinomial counts.
+    """
+
+    def __init__(self, K: int, N: int | None = None):
+        if int(K) != K or K < 2:
+            raise ArgumentError(f"K must be an integer >= 2, got {K!r}")
+        self.K = int(K)
+        self.N = 20 * self.K if N is None else int(N)
+        self._layout = Layout({"A": ()})
+        j = np.arange(self.N + 1)
+        q = 1.0 / self.K
+        self.j = j
+        self.binom = np.exp(gammaln(self.N + 1) - gammaln(j + 1) - gammaln(self.N - j + 1)
+                            + j * np.log(q) + (self.N - j) * np.log1p(-q))
+        r = self.N - j
+        self.off_sq = r * (1 - 1 / (self.K - 1)) + r**2 / (self.K - 1)  # E[Σ_{n≠k} c_n² | j]
+
+    @property
+    def rate(self) -> float:
+        """(K − 1)/K²: the S-flow's speed along the balanced manifold, as a rate on A."""
+        return (self.K - 1) / self.K**2
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    def init(self, rng: Any = None, preset: str = "zero") -> np.ndarray:
+        if preset != "zero":
+            raise ArgumentError(f"preset must be 'zero', got {preset!r}")
+        return self.layout.zeros()
+
+    def check_data(self, data: Any) -> None:
+        if data is not None:
+            raise ArgumentError("BalancedICL carries its own (K, N); pass data=None")
+
+    def n_samples(self, data: Any) -> int:
+        return 1
+
+    def _parts(self, A):
+        """a_j and o_j = e^{2B} E[Σ_{n≠k} c_n² | j]/Z_j², written with Z_j e^{−A}
+        = j + (N − j) e^{B − A} so nothing overflows as A grows (j = 0 included: a_0 = 0)."""
+        ratio = np.exp(-A * self.K / (self.K - 1))  # e^{B − A} with B = −A/(K − 1)
+        z = self.j + (self.N - self.j) * ratio
+        return self.j / z, ratio**2 * self.off_sq / z**2
+
+    def sample_losses(self, params: dict[str, np.ndarray], data: Any) -> np.ndarray:
+        a, o = self._parts(params["A"])
+        return np.array([0.5 * np.sum(self.binom * ((1 - a) ** 2 + o))])
+
+    def grad(self, params: dict[str, np.ndarray], data: Any) -> dict[str, np.ndarray]:
+        """dL/dA = (K²/(K − 1)) ∂L/∂s_kk, ∂L/∂s_kk = (1/K) Σ_j Bin(j) a_j[(a_j − 1) −
+        (a_j(a_j − 1) + o_j)] (spec §(a)5)."""
+        a, o = self._parts(params["A"])
+        d_skk = np.sum(self.binom * a * ((a - 1) - (a * (a - 1) + o))) / self.K
+        return {"A": np.array(self.K**2 / (self.K - 1) * d_skk)}
+
+    def observables(self, data: Any) -> dict[str, Observable]:
+        """``loss``, ``A``, and ``alpha`` = E_j[a_j] (attention on the query's own feature)."""
+        return {
+            "loss": lambda th: float(self.loss(self.layout.unpack(th), None)),
+            "A": lambda th: float(th[0]),
+            "alpha": lambda th: float(np.sum(self.binom * self._parts(th[0])[0])),
+        }
+
+    def alpha_crosses(self, level: float = 0.5) -> Event:
+        return Event(f"alpha_{level:g}",
+                     lambda th: float(np.sum(self.binom * self._parts(th[0])[0]) - level),
+                     direction=1)
