@@ -1,0 +1,234 @@
+"""In-context learning with representations: multi-head softmax attention learns ridge
+regression (Yang, Huang, Liang, Chi, NeurIPS 2024, "In-context learning with representations:
+contextual generalization of trained transformers").
+
+Spec ``icl.md`` §(b). Every prompt holds the same N tokens v_1..v_N of a dictionary of K with
+labels y_i = λᵀ(f_i + ε_i); head h predicts token k's label from softmax(Vᵀ Q_h v_k) over the
+prompt, and ŷ_k = Σ_h w_{h,k} yᵀ softmax(Vᵀ Q_h v_k). With a_k = Σ_h w_{h,k} s_{h,k} and
+M = ZᵀZ + mτ I_N the exact population loss is
+
+    L = ½ Σ_k [‖Z a_k − f_k‖² + mτ‖a_k − 1{k≤N} e_k‖² + mτ 1{k>N}].
+
+Derivation: ``docs/derivations/representation_icl.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from gradflow.errors import ArgumentError
+from gradflow.layout import Layout
+from gradflow.models.base import Model, Observable
+from gradflow.numerics import softmax
+
+__all__ = ["RepresentationTask", "RepresentationTransformer", "make_dataset", "ridge"]
+
+
+@dataclass(frozen=True, eq=False)
+class RepresentationTask:
+    """The fixed dictionary and representation.
+
+    Attributes
+    ----------
+    tokens : ndarray, shape (d, K)
+        Unit-norm dictionary tokens v_k (columns); the first N form every prompt.
+    features : ndarray, shape (m, K)
+        Representations f_k = f(v_k).
+    N : int
+        Prompt length.
+    tau : float
+        Label-noise variance τ (ε_k ~ N(0, τ I_m)).
+    """
+
+    tokens: np.ndarray
+    features: np.ndarray
+    N: int
+    tau: float
+
+    @property
+    def d(self) -> int:
+        return self.tokens.shape[0]
+
+    @property
+    def K(self) -> int:
+        return self.tokens.shape[1]
+
+    @property
+    def m(self) -> int:
+        return self.features.shape[0]
+
+    @cached_property
+    def Z(self) -> np.ndarray:
+        """Prompt representations, shape (m, N)."""
+        return self.features[:, : self.N]
+
+    @cached_property
+    def M(self) -> np.ndarray:
+        """ZᵀZ + mτ I_N."""
+        return self.Z.T @ self.Z + self.m * self.tau * np.eye(self.N)
+
+    @cached_property
+    def targets(self) -> np.ndarray:
+        """b_k = Zᵀ f_k + mτ 1{k≤N} e_k, shape (N, K); the optimum is a_k* = M⁻¹ b_k."""
+        b = self.Z.T @ self.features
+        b[:, : self.N] += self.m * self.tau * np.eye(self.N)
+        return b
+
+    @cached_property
+    def a_star(self) -> np.ndarray:
+        """Optimal attention combinations a_k* (columns), shape (N, K)."""
+        return np.linalg.solve(self.M, self.targets)
+
+
+def make_dataset(d: int = 6, K: int = 12, N: int = 4, m: int = 5, tau: float = 0.1,
+                 rng: Any = None) -> RepresentationTask:
+    """Standard Gaussian tokens (normalised to unit norm) and representations (spec §(b)6)."""
+    for name, value in (("d", d), ("K", K), ("N", N), ("m", m)):
+        if int(value) != value or value < 1:
+            raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
+    if not N < K:
+        raise ArgumentError(f"N must be smaller than K (prompt tokens among K), got N={N}, K={K}")
+    if not (np.isfinite(tau) and tau > 0):
+        raise ArgumentError(f"tau must be positive, got {tau!r}")
+    gen = np.random.default_rng(rng)
+    V = gen.standard_normal((d, K))
+    return RepresentationTask(tokens=V / np.linalg.norm(V, axis=0), features=gen.standard_normal(
+        (m, K)), N=int(N), tau=float(tau))
+
+
+def ridge(task: RepresentationTask, y: np.ndarray, penalty: float) -> np.ndarray:
+    """The ridge predictor of all K labels from prompt labels y (B, N): the given labels for
+    k ≤ N and f_kᵀ λ̂ for k > N, λ̂ = argmin ‖y − Zᵀλ‖² + penalty‖λ‖²; shape (B, K)."""
+    Z = task.Z
+    lam_hat = np.linalg.solve(Z @ Z.T + penalty * np.eye(task.m), Z @ y.T)  # (m, B)
+    out = (task.features.T @ lam_hat).T
+    out[:, : task.N] = y
+    return out
+
+
+class RepresentationTransformer(Model):
+    """H softmax heads: blocks ``Q`` (H, d, d) and ``w`` (H, K).
+
+    Parameters
+    ----------
+    d, K : int
+    H : int
+        Number of heads; the optimum is reachable when H ≥ N (Proposition 1).
+    """
+
+    def __init__(self, d: int, K: int, H: int):
+        for name, value in (("d", d), ("K", K), ("H", H)):
+            if int(value) != value or value < 1:
+                raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
+        self.d, self.K, self.H = int(d), int(K), int(H)
+        self._layout = Layout({"Q": (self.H, self.d, self.d), "w": (self.H, self.K)})
+
+    def __repr__(self) -> str:
+        return f"RepresentationTransformer(d={self.d}, K={self.K}, H={self.H})"
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    def init(self, rng: Any = None, preset: str = "paper", beta: float = 1.0) -> np.ndarray:
+        """``"paper"``: Q_h entries N(0, β²), w = 0."""
+        if preset != "paper":
+            raise ArgumentError(f"preset must be 'paper', got {preset!r}")
+        Q = beta * np.random.default_rng(rng).standard_normal((self.H, self.d, self.d))
+        return self.layout.pack({"Q": Q, "w": np.zeros((self.H, self.K))})
+
+    def check_data(self, data: Any) -> None:
+        if not isinstance(data, RepresentationTask):
+            raise ArgumentError(f"data must be a RepresentationTask, got {type(data).__name__}")
+        if (data.d, data.K) != (self.d, self.K):
+            raise ArgumentError(f"task has (d, K) = {(data.d, data.K)}, the model "
+                                f"{(self.d, self.K)}")
+
+    def n_samples(self, data: RepresentationTask) -> int:
+        return data.K
+
+    def attention(self, Q: np.ndarray, data: RepresentationTask) -> np.ndarray:
+        """s[h, k] = softmax over the N prompt tokens of Vᵀ Q_h v_k; shape (H, K, N)."""
+        V = data.tokens[:, : data.N]
+        logits = np.einsum("di,hde,ek->hki", V, Q, data.tokens)
+        return softmax(logits, axis=2)
+
+    def combinations(self, params: dict[str, np.ndarray], data: RepresentationTask):
+        s = self.attention(params["Q"], data)
+        return s, np.einsum("hk,hki->ik", params["w"], s)  # a: (N, K)
+
+    def sample_losses(self, params: dict[str, np.ndarray], data: RepresentationTask) -> np.ndarray:
+        """Per-token terms of L, shape (K,)."""
+        _, a = self.combinations(params, data)
+        err_f = data.Z @ a - data.features
+        target = np.zeros((data.N, data.K))
+        target[:, : data.N] = np.eye(data.N)
+        err_a = a - target
+        mt = data.m * data.tau
+        extra = np.where(np.arange(data.K) >= data.N, mt, 0.0)
+        return 0.5 * (np.sum(err_f * err_f, axis=0) + mt * np.sum(err_a * err_a, axis=0) + extra)
+
+    def loss(self, params: dict[str, np.ndarray], data: RepresentationTask) -> Any:
+        return np.sum(self.sample_losses(params, data))
+
+    def optimal_loss(self, data: RepresentationTask) -> float:
+        """inf L, attained at a_k = a_k* (reachable when the heads' softmax vectors span R^N)."""
+        a = data.a_star
+        err_f = data.Z @ a - data.features
+        target = np.zeros_like(a)
+        target[:, : data.N] = np.eye(data.N)
+        mt = data.m * data.tau
+        return float(0.5 * (np.sum(err_f**2) + mt * np.sum((a - target) ** 2)
+                            + mt * (data.K - data.N)))
+
+    def grad(self, params: dict[str, np.ndarray], data: RepresentationTask
+             ) -> dict[str, np.ndarray]:
+        """g_k = M(a_k − a_k*); ∂L/∂w_{h,k} = s_{h,k}ᵀ g_k;
+        ∂L/∂Q_h = Σ_k w_{h,k} V [s_{h,k} ⊙ (g_k − (s_{h,k}ᵀ g_k) 1)] v_kᵀ."""
+        s, a = self.combinations(params, data)
+        g = data.M @ a - data.targets  # (N, K)
+        sg = np.einsum("hki,ik->hk", s, g)
+        grad_w = sg
+        inner = params["w"][:, :, None] * s * (g.T[None, :, :] - sg[:, :, None])  # (H, K, N)
+        V = data.tokens[:, : data.N]
+        grad_Q = np.einsum("di,hki,ek->hde", V, inner, data.tokens)
+        return {"Q": grad_Q, "w": grad_w}
+
+    def observables(self, data: RepresentationTask, n_tasks: int = 200,
+                    rng: Any = 0) -> dict[str, Observable]:
+        """``loss``, ``gap`` = L − inf L computed as ½ Σ_k (a_k − a_k*)ᵀ M (a_k − a_k*) (exact, no
+        cancellation: L is quadratic in a with Hessian M), and ``ridge_error`` / ``ridge_error_ood``: the mean of
+        ‖ŷ − ŷ_ridge‖²/K over ``n_tasks`` fixed fresh task vectors λ ~ N(0, I) (OOD:
+        λ ~ N(1, 4I)) with label noise, ŷ_ridge the ridge predictor with penalty mτ."""
+        gen = np.random.default_rng(rng)
+        draws = {}
+        for name, mean, std in (("ridge_error", 0.0, 1.0), ("ridge_error_ood", 1.0, 2.0)):
+            lam = mean + std * gen.standard_normal((n_tasks, data.m))
+            noise = np.sqrt(data.tau) * gen.standard_normal((n_tasks, data.m, data.N))
+            y = lam @ data.Z + np.einsum("bm,bmi->bi", lam, noise)
+            draws[name] = (y, ridge(data, y, data.m * data.tau))
+
+        def gap(th: np.ndarray) -> float:
+            _, a = self.combinations(self.layout.unpack(th), data)
+            delta = a - data.a_star
+            return float(0.5 * np.sum(delta * (data.M @ delta)))
+
+        def predictions(th: np.ndarray, y: np.ndarray) -> np.ndarray:
+            _, a = self.combinations(self.layout.unpack(th), data)
+            return y @ a
+
+        def ridge_error(name: str) -> Observable:
+            y, reference = draws[name]
+            return lambda th: float(np.mean(np.sum((predictions(th, y) - reference) ** 2,
+                                                   axis=1)) / data.K)
+
+        return {
+            "loss": lambda th: float(self.loss(self.layout.unpack(th), data)),
+            "gap": gap,
+            "ridge_error": ridge_error("ridge_error"),
+            "ridge_error_ood": ridge_error("ridge_error_ood"),
+        }
