@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from gradflow.errors import ArgumentError
-from gradflow.experiments import cooccurrence, ntp, regular
+from gradflow.experiments import cooccurrence, icl, ntp, regular
 from gradflow.experiments.base import Experiment, Parameter
 
 __all__ = ["REGISTRY", "Experiment", "Parameter", "get"]
 
 REGISTRY: dict[str, Experiment] = {
     e.name: e
-    for e in (cooccurrence.EXPERIMENT, ntp.EXPERIMENT, regular.EVEN_PAIRS, regular.PARITY_COT)
+    for e in (cooccurrence.EXPERIMENT, ntp.EXPERIMENT, regular.EVEN_PAIRS, regular.PARITY_COT,
+              icl.ICL_BALANCED, icl.ICL_IMBALANCED, icl.ICL_REPRESENTATIONS)
 }
 
 

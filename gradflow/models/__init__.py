@@ -1,6 +1,21 @@
 """One module per paper; each meets the contract of :class:`gradflow.models.base.Model`."""
 
-from gradflow.models import cooccurrence, ntp, regular
+from gradflow.models import (
+    cooccurrence,
+    linear_icl,
+    ntp,
+    regular,
+    representation_icl,
+    softmax_icl,
+)
 from gradflow.models.base import Model
 
-__all__ = ["Model", "cooccurrence", "ntp", "regular"]
+__all__ = [
+    "Model",
+    "cooccurrence",
+    "linear_icl",
+    "ntp",
+    "regular",
+    "representation_icl",
+    "softmax_icl",
+]

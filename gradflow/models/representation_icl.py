@@ -200,10 +200,11 @@ class RepresentationTransformer(Model):
 
     def observables(self, data: RepresentationTask, n_tasks: int = 200,
                     rng: Any = 0) -> dict[str, Observable]:
-        """``loss``, ``gap`` = L − inf L computed as ½ Σ_k (a_k − a_k*)ᵀ M (a_k − a_k*) (exact, no
-        cancellation: L is quadratic in a with Hessian M), and ``ridge_error`` / ``ridge_error_ood``: the mean of
-        ‖ŷ − ŷ_ridge‖²/K over ``n_tasks`` fixed fresh task vectors λ ~ N(0, I) (OOD:
-        λ ~ N(1, 4I)) with label noise, ŷ_ridge the ridge predictor with penalty mτ."""
+        """``loss``, ``gap`` = L − inf L computed as ½ Σ_k (a_k − a_k*)ᵀ M (a_k − a_k*) (exact,
+        no cancellation: L is quadratic in a with Hessian M), and ``ridge_error`` /
+        ``ridge_error_ood``: the mean of ‖ŷ − ŷ_ridge‖²/K over ``n_tasks`` fixed fresh task
+        vectors λ ~ N(0, I) (OOD: λ ~ N(1, 4I)) with label noise, ŷ_ridge the ridge predictor
+        with penalty mτ."""
         gen = np.random.default_rng(rng)
         draws = {}
         for name, mean, std in (("ridge_error", 0.0, 1.0), ("ridge_error_ood", 1.0, 2.0)):

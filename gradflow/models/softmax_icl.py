@@ -188,7 +188,8 @@ class FeatureICL(Model):
         return np.sum(self.sample_losses(params, data))
 
     def grad(self, params: dict[str, np.ndarray], data: FeatureTask) -> dict[str, np.ndarray]:
-        """∂L/∂s_mk = p_k E_c[a_m((a_m − δ_mk) − Σ_n a_n(a_n − δ_nk)) − δ_mk a_q Σ_n a_n(a_n − δ_nk)]."""
+        """∂L/∂s_mk = p_k E_c[a_m((a_m − δ_mk) − Σ_n a_n(a_n − δ_nk))
+        − δ_mk a_q Σ_n a_n(a_n − δ_nk)] (a_q = 0 unless the query is in the softmax)."""
         a, a_q = self.attention(params["S"], data)
         err = a - np.eye(self.K)[None, :, :]
         inner = np.sum(a * err, axis=2)  # (C, k)

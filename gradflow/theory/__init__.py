@@ -1,5 +1,5 @@
 """The papers' predicted quantities (phase times, bands, rate curves) as functions."""
 
-from gradflow.theory import cooccurrence, ntp
+from gradflow.theory import cooccurrence, linear_icl, ntp
 
-__all__ = ["cooccurrence", "ntp"]
+__all__ = ["cooccurrence", "linear_icl", "ntp"]
