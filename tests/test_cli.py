@@ -118,3 +118,24 @@ def test_regular_experiments_run(tmp_path, capsys, name, settings):
     assert set(summary["parity_truncated_cot_accuracy"].values()) == {1.0}
     assert "separable at" in capsys.readouterr().out
     assert main(["plot", str(out)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "files"),
+    [
+        ("icl_balanced", ["K_values=4,8,12,16", "T=1e3"], ["balanced.png", "balanced_K4.npz"]),
+        ("icl_imbalanced", ["N=12", "T=100"], ["imbalanced.png", "imbalanced.npz"]),
+        ("icl_representations", ["H_values=2,4,5,8", "T=100"],
+         ["representations.png", "heads_4.npz"]),
+    ],
+)
+def test_icl_experiments_run_and_replot(tmp_path, name, settings, files):
+    out = tmp_path / name
+    args = ["run", name, "--out", str(out), "--no-progress"]
+    for item in settings:
+        args += ["--set", item]
+    assert main(args) == 0
+    for file in ["summary.json", *files]:
+        assert (out / file).exists(), file
+    (out / files[0]).unlink()
+    assert main(["plot", str(out)]) == 0 and (out / files[0]).exists()

@@ -276,7 +276,7 @@ class LinearICLFull(Model):
         r = r / data.n
         grad_PV = np.zeros((self.d + 1, self.d + 1))
         grad_PV[-1] = r @ v
-        grad_KQ = np.einsum("b,bij,j,bk->ik", r, S, p, z_q)
+        grad_KQ = ((S @ p) * r[:, None]).T @ z_q
         return {"W_PV": grad_PV, "W_KQ": grad_KQ}
 
     def observables(self, data: PromptSample) -> dict[str, Observable]:
