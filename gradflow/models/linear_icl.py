@@ -168,9 +168,10 @@ class LinearICLReduced(Model):
     def observables(self, data: LinearICLTask) -> dict[str, Observable]:
         """``loss``, ``excess`` = L − L*, ``balance`` = u² − ‖U‖_F² (conserved), and
         ``error_M`` = ‖uU − Γ⁻¹‖_F."""
+        from gradflow.theory.linear_icl import conserved, optimal_loss
+
         Gamma_inv = np.linalg.inv(data.Gamma)
-        L_star = 0.5 * np.trace(data.Lambda) - 0.5 * np.trace(
-            data.Lambda @ data.Lambda @ Gamma_inv)
+        L_star = optimal_loss(data)
 
         def p(th):
             return self.layout.unpack(th)
@@ -178,7 +179,7 @@ class LinearICLReduced(Model):
         return {
             "loss": lambda th: float(self.loss(p(th), data)),
             "excess": lambda th: float(self.loss(p(th), data) - L_star),
-            "balance": lambda th: float(p(th)["u"] ** 2 - np.sum(p(th)["U"] ** 2)),
+            "balance": lambda th: conserved(p(th)["U"], p(th)["u"]),
             "error_M": lambda th: float(np.linalg.norm(p(th)["u"] * p(th)["U"] - Gamma_inv)),
         }
 

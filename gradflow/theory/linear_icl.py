@@ -6,7 +6,12 @@ import numpy as np
 
 from gradflow.models.linear_icl import LinearICLTask
 
-__all__ = ["full_limit", "limit", "optimal_loss"]
+__all__ = ["conserved", "full_limit", "limit", "optimal_loss"]
+
+
+def conserved(U: np.ndarray, u: float) -> float:
+    """u² − ‖U‖_F², constant along the reduced flow (0 under Assumption 3.3's balanced init)."""
+    return float(u**2 - np.sum(np.asarray(U) ** 2))
 
 
 def limit(task: LinearICLTask) -> tuple[np.ndarray, float]:
