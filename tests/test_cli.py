@@ -101,16 +101,20 @@ def test_ntp_experiment_runs_and_reports(tmp_path, capsys):
     assert main(["run", "ntp", "--set", "fit_from=500", "--no-progress"]) == 2
 
 
+def run_with(name, out, settings):
+    args = ["run", name, "--out", str(out), "--no-progress"]
+    for item in settings:
+        args += ["--set", item]
+    return main(args)
+
+
 @pytest.mark.parametrize(
     ("name", "settings"),
     [("even_pairs", ["T=1e5", "T1=100"]), ("parity_cot", ["T=1e5", "T1=100", "L_max=4"])],
 )
 def test_regular_experiments_run(tmp_path, capsys, name, settings):
     out = tmp_path / name
-    args = ["run", name, "--out", str(out), "--no-progress"]
-    for item in settings:
-        args += ["--set", item]
-    assert main(args) == 0
+    assert run_with(name, out, settings) == 0
     for file in ("trajectory.npz", "frozen_w_control.npz", "summary.json", "dynamics.png"):
         assert (out / file).exists(), file
     summary = json.loads((out / "summary.json").read_text())
@@ -131,10 +135,7 @@ def test_regular_experiments_run(tmp_path, capsys, name, settings):
 )
 def test_icl_experiments_run_and_replot(tmp_path, name, settings, files):
     out = tmp_path / name
-    args = ["run", name, "--out", str(out), "--no-progress"]
-    for item in settings:
-        args += ["--set", item]
-    assert main(args) == 0
+    assert run_with(name, out, settings) == 0
     for file in ["summary.json", *files]:
         assert (out / file).exists(), file
     (out / files[0]).unlink()

@@ -30,9 +30,11 @@ def _positive(config: dict[str, Any], *keys: str) -> None:
             raise ArgumentError(f"parameter {key!r}: must be > 0, got {config[key]}")
 
 
-def _write(out: Path, summary: dict[str, Any]) -> dict[str, Any]:
+def _finish(out: Path, summary: dict[str, Any], draw) -> dict[str, Any]:
+    """Write ``summary.json``, then draw the figures from the saved files."""
     summary = to_jsonable(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    draw(out)
     return summary
 
 
@@ -85,9 +87,7 @@ def run_balanced(config: dict[str, Any], out: Path, progress: bool = False) -> d
                "time_to_alpha_half": dict(zip(map(str, Ks), times, strict=True)),
                "fit": fit, "final_loss": {str(K): runs[K].observables["loss"][-1] for K in Ks}}
 
-    summary = _write(out, summary)
-    draw_balanced(out)
-    return summary
+    return _finish(out, summary, draw_balanced)
 
 
 def draw_balanced(out: Path) -> list[Path]:
@@ -178,9 +178,7 @@ def run_imbalanced(config: dict[str, Any], out: Path, progress: bool = False) ->
         "column_sum_drift": float(np.abs(traj.observables["column_sums"]).max()),
     }
 
-    summary = _write(out, summary)
-    draw_imbalanced(out)
-    return summary
+    return _finish(out, summary, draw_imbalanced)
 
 
 def draw_imbalanced(out: Path) -> list[Path]:
@@ -290,9 +288,7 @@ def run_representations(config: dict[str, Any], out: Path, progress: bool = Fals
         "ridge_test_mse_unseen_tokens": ridge_test,
     }
 
-    summary = _write(out, summary)
-    draw_representations(out)
-    return summary
+    return _finish(out, summary, draw_representations)
 
 
 def draw_representations(out: Path) -> list[Path]:
