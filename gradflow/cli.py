@@ -1,4 +1,4 @@
-"""The ``gradflow`` command line: run, list, check-grad, plot."""
+"""The ``gradflow`` command line: run, resume, list, check-grad, plot, sweep, sweep-plot."""
 
 from __future__ import annotations
 
@@ -23,14 +23,72 @@ def _config(args: argparse.Namespace) -> dict:
     return experiment.config(overrides)
 
 
-def _run(args: argparse.Namespace) -> int:
-    experiment = experiments.get(args.name)
-    config = _config(args)
-    out = Path(args.out or Path("runs") / args.name)
-    summary = experiment.run(config, out, not args.no_progress)
+RUN_FILE = "run.json"
+"""Written into a run folder before integrating: what ``gradflow resume`` re-runs."""
+
+
+def _execute(name: str, config: dict, out: Path, progress: bool) -> int:
+    experiment = experiments.get(name)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RUN_FILE).write_text(json.dumps({"experiment": name, "config": config}, indent=2))
+    summary = experiment.run(config, out, progress)
     print(f"wrote trajectories, summary.json and figures to {out}")
     for line in experiment.report(summary):
         print(line)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    experiment = experiments.get(args.name)
+    overrides = load_config_file(args.config) if args.config else {}
+    overrides.update(parse_assignments(args.set))
+    if args.checkpoint:
+        if "checkpoint" not in experiment.defaults():
+            raise GradflowError(f"experiment {args.name!r} has no checkpointed runs (it is fast)")
+        overrides["checkpoint"] = True
+    config = experiment.config(overrides)
+    return _execute(args.name, config, Path(args.out or Path("runs") / args.name),
+                    not args.no_progress)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    out = Path(args.dir)
+    try:
+        saved = json.loads((out / RUN_FILE).read_text())
+        name, config = saved["experiment"], saved["config"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise GradflowError(f"{out} has no readable {RUN_FILE}: not a gradflow run folder "
+                            f"({exc})") from None
+    config = experiments.get(name).config(config)  # validated again
+    return _execute(name, config, out, not args.no_progress)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from gradflow.sweep import load_sweep, run_sweep
+
+    spec = load_sweep(args.file)
+    executor = None
+    if args.scheduler:
+        try:
+            from dask.distributed import Client
+        except ImportError:
+            raise GradflowError("--scheduler needs dask.distributed: pip install "
+                                "'gradflow[dask]'") from None
+        executor = Client(args.scheduler).get_executor()
+    records = run_sweep(spec, args.out, executor=executor, workers=args.workers,
+                        progress=not args.no_progress)
+    failed = [r for r in records if r.get("status") != "ok"]
+    print(f"{len(records) - len(failed)}/{len(spec.tasks)} tasks finished; results in "
+          f"{Path(args.out) / 'results.jsonl'}" + (f"; {len(failed)} failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def _sweep_plot(args: argparse.Namespace) -> int:
+    from gradflow.sweep_plot import sweep_plot
+
+    path = sweep_plot(args.dir, args.x, args.y, reference_slope=args.reference_slope,
+                      log=not args.linear)
+    print(f"wrote {path}")
     return 0
 
 
@@ -77,7 +135,28 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(run)
     run.add_argument("--out", help="output folder (default runs/NAME)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--checkpoint", action="store_true",
+                     help="checkpoint into OUT/checkpoint (resume with 'gradflow resume OUT')")
     run.set_defaults(func=_run)
+    resume = sub.add_parser("resume", help="resume (or re-run) a run folder from its checkpoint")
+    resume.add_argument("dir", help="the run's output folder")
+    resume.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    resume.set_defaults(func=_resume)
+    sweep = sub.add_parser("sweep", help="run a sweep file (TOML) over a grid × seeds")
+    sweep.add_argument("file", help="the sweep file")
+    sweep.add_argument("--out", required=True, help="the sweep folder")
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="local processes (default: all CPUs)")
+    where.add_argument("--scheduler", help="a dask.distributed scheduler address")
+    sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sweep.set_defaults(func=_sweep)
+    splot = sub.add_parser("sweep-plot", help="aggregate figure of a sweep folder")
+    splot.add_argument("dir", help="the sweep folder")
+    splot.add_argument("--x", required=True, help="swept parameter")
+    splot.add_argument("--y", required=True, help="summary quantity (dotted, e.g. final.rho23)")
+    splot.add_argument("--reference-slope", type=float, help="draw c·x^slope (e.g. -1)")
+    splot.add_argument("--linear", action="store_true", help="linear instead of log-log axes")
+    splot.set_defaults(func=_sweep_plot)
     sub.add_parser("list", help="list experiments and their parameters").set_defaults(func=_list)
     check = sub.add_parser("check-grad", help="check an experiment's gradient numerically")
     with_config(check)

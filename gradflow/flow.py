@@ -222,6 +222,9 @@ class _Run:
         kwargs = dict(self.solver_kwargs)
         if state["h"] is not None:
             kwargs["first_step"] = min(state["h"], tau_end - state["tau"])
+        if not np.all(np.isfinite(field(state["tau"], state["theta"]))):
+            # a non-finite start would hand the solver a NaN first step (an endless loop)
+            self._fail(state, field, None, state["tau"], state["theta"], None)
         solver = METHODS[self.method](field, state["tau"], state["theta"], tau_end, **kwargs)
         nfev0 = dict(self.counters)
         while solver.status == "running":
@@ -298,7 +301,7 @@ class _Run:
             self.recorder.add(t_old, theta_old)
         self.status = f"failed: {message or 'non-finite state'}"
         partial = self._trajectory(state)
-        t_fail = float(self.clock.t(solver.t))
+        t_fail = float(self.clock.t(solver.t)) if solver is not None else t_old
         nonfinite = message is None or not np.all(np.isfinite(field.direction(theta_old)))
         if self.store is not None:
             partial.save(self.store.path / "partial.npz")

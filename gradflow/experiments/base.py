@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gradflow.errors import ArgumentError
 
 __all__ = ["Experiment", "Parameter", "load_config_file", "parse_assignments"]
@@ -62,6 +64,8 @@ class Parameter:
                 if isinstance(value, bool):
                     raise ValueError("a boolean is not a number")
                 converted = float(value)
+                if not np.isfinite(converted):
+                    raise ValueError("not a finite number")
             else:
                 if not isinstance(value, str):
                     raise ValueError("expected a string")

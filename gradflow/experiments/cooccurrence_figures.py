@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
+from gradflow.plotting import save, serialized
 from gradflow.theory import cooccurrence as theory
 from gradflow.trajectory import Trajectory
 
@@ -33,11 +31,6 @@ def _plot_losses(ax, t: np.ndarray, obs: dict[str, np.ndarray], keep: np.ndarray
         ax.plot(t[keep], obs[f"loss_type{k}"][keep], color=color, label=f"type {k}")
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
 
 
 def figure1(traj: Trajectory, path: Path) -> Path:
@@ -46,7 +39,8 @@ def figure1(traj: Trajectory, path: Path) -> Path:
     fall. The dashed line is the Phase-1 end (first time every sample is correct)."""
     t, obs = traj.t, traj.observables
     pos = t > 0
-    fig, (ax_a, ax_b, ax_c) = plt.subplots(1, 3, figsize=(16, 4.4))
+    fig = Figure(figsize=(16, 4.4))
+    ax_a, ax_b, ax_c = fig.subplots(1, 3)
     names = ["μ1", "μ2", "μ3"]
     for (i, j), style in (((1, 0), "-"), ((0, 1), "--"), ((2, 0), "-"), ((2, 1), "--")):
         ax_a.plot(t[pos], obs["KQ"][pos, i, j], style, label=f"KQ({names[i]}, {names[j]})")
@@ -58,14 +52,15 @@ def figure1(traj: Trajectory, path: Path) -> Path:
     t1 = traj.events["phase1_end"]
     _plot_losses(ax_c, t, obs, t <= (2.0 * t1[0] if t1.size else t[-1]))
     _finish(ax_c, traj, xlabel="t", ylabel="training loss", title="(c) Phase 1, linear axes")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def theory_panel(traj: Trajectory, path: Path) -> Path:
     """Balancing ratios with their predicted bands, and the Phase-2 rate constant."""
     pos = traj.t > 0
     t, obs = traj.t[pos], {k: v[pos] for k, v in traj.observables.items()}
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    fig = Figure(figsize=(11, 7.5))
+    axes = fig.subplots(2, 2)
     for ax, name, band in ((axes[0, 0], "rho23", theory.RHO23_BAND),
                            (axes[0, 1], "R", theory.R_BAND)):
         ax.plot(t, obs[name], color="black")
@@ -88,9 +83,10 @@ def theory_panel(traj: Trajectory, path: Path) -> Path:
                    label="factor-2 band (Thm F.8)")
     _finish(ax, traj, xscale="log", yscale="log", xlabel="t",
             title="Phase-2 loss rate constant")
-    return _save(fig, path)
+    return save(fig, path)
 
 
+@serialized
 def draw(traj: Trajectory, out: Path) -> list[Path]:
     """Write ``figure1.png`` and ``theory_checks.png`` into ``out``."""
     return [figure1(traj, out / "figure1.png"), theory_panel(traj, out / "theory_checks.png")]

@@ -14,6 +14,7 @@ from gradflow.experiments.base import Experiment, Parameter
 from gradflow.flow import log_grid, simulate
 from gradflow.models import representation_icl as rp
 from gradflow.models import softmax_icl as sm
+from gradflow.plotting import save, serialized
 from gradflow.trajectory import Trajectory, to_jsonable
 
 __all__ = ["ICL_BALANCED", "ICL_IMBALANCED", "ICL_REPRESENTATIONS", "fit_K_squared"]
@@ -38,20 +39,16 @@ def _finish(out: Path, summary: dict[str, Any], draw) -> dict[str, Any]:
     return summary
 
 
+@serialized
 def _figure(path: Path, panels) -> Path:
     """Draw ``panels``: a list of callables, each drawing into one axis."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 4.3), squeeze=False)
+    fig = Figure(figsize=(5.4 * len(panels), 4.3))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, draw in zip(axes[0], panels, strict=True):
         draw(ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=120)
 
 
 # ------------------------------------------------------------------------------- balanced

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
+from gradflow.plotting import save, serialized
 from gradflow.trajectory import Trajectory
 
 __all__ = ["draw"]
@@ -24,7 +22,8 @@ def _slope_guide(ax, t: np.ndarray, y: np.ndarray, slope: float, label: str) -> 
 
 
 def convergence(stage1: Trajectory, stage2: Trajectory, summary: dict, path: Path) -> Path:
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(16, 4.4))
+    fig = Figure(figsize=(16, 4.4))
+    ax1, ax2, ax3 = fig.subplots(1, 3)
     for ax, traj, block in ((ax1, stage1, "W_ov"), (ax2, stage2, "W_kq")):
         keep = traj.t > 0
         t = traj.t[keep]
@@ -51,10 +50,7 @@ def convergence(stage1: Trajectory, stage2: Trajectory, summary: dict, path: Pat
                  label=f"rate −1/‖W_kq*‖ = {rate:.4f}")
     ax3.set(yscale="log", xlabel="t (stage 2)", title="stage 2: loss excess (linear rate)")
     ax3.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def attention_scores(stage2: Trajectory, W_kq_star: np.ndarray, queries: np.ndarray,
@@ -63,7 +59,8 @@ def attention_scores(stage2: Trajectory, W_kq_star: np.ndarray, queries: np.ndar
     W = stage2.block("W_kq")[-1]
     W = W / np.linalg.norm(W)
     star = W_kq_star / np.linalg.norm(W_kq_star)
-    fig, axes = plt.subplots(1, len(queries), figsize=(4.5 * len(queries), 3.6), squeeze=False)
+    fig = Figure(figsize=(4.5 * len(queries), 3.6))
+    axes = fig.subplots(1, len(queries), squeeze=False)
     tokens = np.arange(W.shape[0])
     labels = [names[k] if names else str(k) for k in tokens]
     for ax, q in zip(axes[0], queries, strict=True):
@@ -75,10 +72,10 @@ def attention_scores(stage2: Trajectory, W_kq_star: np.ndarray, queries: np.ndar
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
-    plt.close(fig)
     return path
 
 
+@serialized
 def draw(out: Path) -> list[Path]:
     """Write ``convergence.png`` and ``attention_scores.png`` from a saved run folder."""
     stage1 = Trajectory.load(out / "stage1.npz")

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
+from gradflow.plotting import save, serialized
 from gradflow.trajectory import Trajectory
 
 __all__ = ["draw"]
 
 
+@serialized
 def draw(out: Path) -> list[Path]:
     """Write ``dynamics.png`` (six panels) from a saved run folder."""
     traj = Trajectory.load(out / "trajectory.npz")
@@ -24,7 +23,8 @@ def draw(out: Path) -> list[Path]:
     tau0 = summary["config"]["tau0"]
     t, o = traj.t, traj.observables
     pos = t > 0
-    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    fig = Figure(figsize=(16, 9))
+    axes = fig.subplots(2, 3)
 
     ax = axes[0, 0]  # phase-1 growth exponents
     early = pos & (t <= 3.0)
@@ -80,8 +80,4 @@ def draw(out: Path) -> list[Path]:
     twin.axhline(0, color="tab:red", lw=0.5)
     ax.legend(fontsize=8, loc="lower left")
     fig.suptitle(summary["experiment"])
-    fig.tight_layout()
-    path = out / "dynamics.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [save(fig, out / "dynamics.png", dpi=120)]

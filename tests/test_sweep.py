@@ -1,0 +1,206 @@
+"""Sweeps through executors, interrupted sweeps and runs, and config fuzzing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_array_equal
+
+from gradflow import ArgumentError, GradflowError, NonFiniteError, Trajectory, simulate
+from gradflow.experiments import REGISTRY
+from gradflow.sweep import load_results, load_sweep, run_sweep
+from gradflow.sweep_plot import aggregate
+
+SWEEP = {
+    "experiment": "cooccurrence",
+    "seed_key": "init_seed",
+    "seeds": [0, 1],
+    "fixed": {"t_end": 100.0, "d": 16, "m1": 8, "counts": [6, 2, 2, 2], "per_decade": 3},
+    "grid": {"m": [4, 8, 16, 32]},
+}
+
+
+def summaries(records):
+    """Summaries by task key, without wall-clock times (the only thing allowed to differ)."""
+    return {r["key"]: {k: v for k, v in r["summary"].items() if not k.endswith("wall_time")}
+            for r in records if r["status"] == "ok"}
+
+
+def test_process_pool_and_dask_give_identical_summaries(tmp_path):
+    """8 tasks on a local process pool and on a dask.distributed LocalCluster (in-process)."""
+    from dask.distributed import Client, LocalCluster
+
+    spec = load_sweep(SWEEP)
+    assert len(spec.tasks) == 8
+    local = run_sweep(spec, tmp_path / "local", workers=2)
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        remote = run_sweep(spec, tmp_path / "dask", executor=client.get_executor())
+    assert len(local) == len(remote) == 8
+    assert summaries(local) == summaries(remote)
+    # re-running skips every finished task
+    again = run_sweep(spec, tmp_path / "local", workers=2)
+    assert summaries(again) == summaries(local)
+    for key in summaries(local):
+        assert (tmp_path / "local" / "tasks" / key / "runs.log").read_text().count("\n") == 1
+    data = aggregate(tmp_path / "local", "m", "phase1_end")
+    assert data["x"] == [4, 8, 16, 32] and data["n"] == [2, 2, 2, 2]
+
+
+def test_failed_task_is_recorded_and_the_sweep_goes_on(tmp_path):
+    """N = 60 with K = 6 needs 8.2e6 count vectors: that task fails at run time with its
+    error recorded, the other finishes; a re-run tries the failed one again."""
+    sweep = {"experiment": "icl_imbalanced", "fixed": {"K": 6, "T": 5.0},
+             "grid": {"N": [8, 60]}}
+    records = run_sweep(load_sweep(sweep), tmp_path, workers=1)
+    status = {r["config"]["N"]: r for r in records}
+    assert status[8]["status"] == "ok"
+    assert status[60]["status"] == "error" and "count vectors" in status[60]["error"]
+    again = run_sweep(load_sweep(sweep), tmp_path, workers=1)
+    assert len([r for r in again if r["status"] == "ok"]) == 1
+
+
+def test_killed_sweep_resumes_without_rerunning_or_losing_tasks(tmp_path):
+    """Kill the sweep process (and its workers) after 2 results, re-run: all 8 tasks have
+    exactly one line, and every task finished before the kill ran exactly once."""
+    sweep_file = tmp_path / "sweep.toml"
+    sweep_file.write_text(
+        'experiment = "cooccurrence"\nseed_key = "init_seed"\nseeds = [0, 1]\n'
+        "[fixed]\nt_end = 1e5\nd = 64\nper_decade = 5\n[grid]\nm = [32, 64, 128, 256]\n"
+    )
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gradflow.cli", "sweep", str(sweep_file), "--out", str(out),
+         "--workers", "1", "--no-progress"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(load_results(out)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    finished_before = {r["key"] for r in load_results(out) if r["status"] == "ok"}
+    assert 2 <= len(finished_before) < 8
+    records = run_sweep(load_sweep(sweep_file), out, workers=2)
+    lines = load_results(out)
+    assert len(records) == len(lines) == 8
+    assert len({r["key"] for r in lines}) == 8 and all(r["status"] == "ok" for r in lines)
+    for key in finished_before:
+        assert (out / "tasks" / key / "runs.log").read_text().count("\n") == 1
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+    """`gradflow run --checkpoint` killed after a few checkpointed segments, then `gradflow
+    resume`: the resumed trajectory equals an uninterrupted run (bitwise, RK45)."""
+    settings_ = ["m=512", "m1=1024", "rtol=1e-8", "atol=1e-11", "per_decade=5"]
+    args = [sys.executable, "-m", "gradflow.cli", "run", "cooccurrence", "--no-progress"]
+    for item in settings_:
+        args += ["--set", item]
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([*args, "--out", str(killed), "--checkpoint"],
+                               start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (killed / "checkpoint" / "segment_00003.npz").exists() and \
+            time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "summary.json").exists(), "the run finished before it was killed"
+    subprocess.run([sys.executable, "-m", "gradflow.cli", "resume", str(killed),
+                    "--no-progress"], check=True, stdout=subprocess.DEVNULL)
+    whole = tmp_path / "whole"
+    subprocess.run([*args, "--out", str(whole)], check=True, stdout=subprocess.DEVNULL)
+    resumed, reference = (Trajectory.load(p / "trajectory.npz") for p in (killed, whole))
+    assert resumed.stats["resumed"] == 1
+    assert_array_equal(resumed.t, reference.t)
+    for name in ("loss", "KQ", "u_norm_sq"):
+        assert_array_equal(resumed.observables[name], reference.observables[name])
+
+
+# ------------------------------------------------------------------------ config fuzzing
+
+VALUES = st.one_of(st.integers(-5, 10**3), st.floats(allow_nan=True, allow_infinity=True),
+                   st.text(max_size=6), st.booleans(), st.lists(st.integers(-2, 50), max_size=5),
+                   st.sampled_from(["1e3", "nan", "inf", "-1", "0", "true", "4,4,4,4", "theory",
+                                    "RK45", "log", "fixture"]))
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_config_fuzzing_raises_argument_errors_naming_the_key(name, data):
+    """Random mixes of valid and invalid keys, values and types either validate or raise
+    ArgumentError naming the key; never another exception type, never a silent default."""
+    experiment = REGISTRY[name]
+    keys = [p.name for p in experiment.parameters]
+    chosen = data.draw(st.lists(st.one_of(st.sampled_from(keys), st.text(min_size=1,
+                                                                         max_size=8)),
+                                max_size=4, unique=True))
+    overrides = {k: data.draw(VALUES) for k in chosen}
+    try:
+        config = experiment.config(overrides)
+    except ArgumentError as exc:
+        named = [k for k in [*chosen, *keys] if repr(k) in str(exc)]
+        assert named, f"{exc} names no key of {chosen}"
+        return
+    assert all(key in config for key in overrides)  # nothing accepted is silently dropped
+
+
+def test_non_finite_gradient_at_start_raises_with_partial_trajectory(tmp_path):
+    class NaNGradient:
+        from gradflow import Layout
+
+        layout = Layout({"x": (2,)})
+
+        def value(self, theta):
+            return float(theta @ theta)
+
+        def gradient(self, theta):
+            return np.full(2, np.nan)
+
+        def sample_losses(self, theta):
+            return np.array([self.value(theta)])
+
+    with pytest.raises(NonFiniteError) as info:
+        simulate(NaNGradient(), np.ones(2), 1.0, checkpoint=tmp_path / "ck")
+    assert info.value.t == 0.0
+    assert info.value.trajectory.t.tolist() == [0.0]
+    assert (tmp_path / "ck" / "partial.npz").exists()
+
+
+def test_resume_of_a_foreign_folder_is_refused(tmp_path):
+    from gradflow.cli import main
+
+    assert main(["resume", str(tmp_path)]) == 2
+    (tmp_path / "run.json").write_text("{not json")
+    assert main(["resume", str(tmp_path)]) == 2
+    other = tmp_path / "sweep"
+    other.mkdir()
+    (other / "sweep.json").write_text(json.dumps({"experiment": "ntp", "keys": []}))
+    with pytest.raises(GradflowError, match="sweep of 'ntp'"):
+        run_sweep(load_sweep(SWEEP), other, workers=1)
+
+
+def test_bad_sweep_files(tmp_path):
+    with pytest.raises(ArgumentError, match="experiment"):
+        load_sweep({"grid": {"m": [1]}})
+    with pytest.raises(ArgumentError, match="seed_key"):
+        load_sweep({"experiment": "ntp", "seeds": [1, 2]})
+    with pytest.raises(ArgumentError, match="'mm'"):
+        load_sweep({"experiment": "cooccurrence", "grid": {"mm": [1, 2]}})
+    with pytest.raises(ArgumentError, match="non-empty list"):
+        load_sweep({"experiment": "cooccurrence", "grid": {"m": 3}})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("experiment = ")
+    with pytest.raises(ArgumentError, match="TOML"):
+        load_sweep(bad)
+    with pytest.raises(ArgumentError, match="does not exist"):
+        load_sweep(Path(tmp_path / "missing.toml"))
