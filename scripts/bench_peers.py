@@ -1,9 +1,11 @@
 """Is gradflow faster and more accurate than what a researcher would otherwise write?
 
-The co-occurrence model (paper Eq. (1)) integrated to flow time T by:
+Four problems — the co-occurrence model at the paper's and a small size (flow to T), stage 2 of
+the NTP fixture (normalised flow to t = 300) and even pairs (two-phase flow to t = 1e3) — each
+integrated by:
 
-* gradflow (closed-form gradient, token path) with scipy RK45, linear and log clocks;
-* the paper's own protocol: PyTorch autograd + gradient descent at lr 0.01 for T/0.01 steps;
+* gradflow (closed-form gradient) with its default solver, linear and log clocks;
+* the papers' own protocol: PyTorch autograd + (normalised) gradient descent for T/lr steps;
 * torchdiffeq ``dopri5`` with a PyTorch autograd gradient;
 * JAX ``jit(grad)`` + diffrax ``Tsit5`` (jitted; compile time reported separately).
 
@@ -27,112 +29,215 @@ os.environ["XLA_FLAGS"] = ("--xla_cpu_multi_thread_eigen=false "
 
 import argparse  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 from benchutil import markdown_table, median_time, write_json  # noqa: E402
 
 import gradflow  # noqa: E402
 from gradflow.models import cooccurrence as cooc  # noqa: E402
+from gradflow.models import ntp  # noqa: E402
+from gradflow.models import regular as rg  # noqa: E402
+
+MAX_STEPS = 100_000
+"""Step cap for the peers' adaptive solvers (gradflow's defaults need at most a few thousand)."""
 
 SIZES = {"paper": dict(d=64, L=5, counts=(30, 10, 10, 10), m=128, m1=256),
          "small": dict(d=16, L=5, counts=(6, 2, 2, 2), m=16, m1=16)}
 
 
-def problem(size: str):
+@dataclass
+class Case:
+    """One benchmark problem: the trained vector θ0, the horizon, the loss written naively for
+    the peers (a function of the torch/jax module and θ), the GD step of the papers' protocol,
+    and gradflow's own run (returning θ(T) of the same vector)."""
+
+    name: str
+    theta0: np.ndarray
+    T: float
+    lr: float
+    loss: Callable[[Any, Any], Any]
+    gradflow_run: Callable[..., Any]
+    gradient: Callable[[], Any]
+    normalize: bool = False
+    w_rate: tuple[slice, float, float] | None = None  # (slice, rate before tau0, tau0)
+
+
+def cooccurrence_case(size: str, T: float) -> Case:
     s = SIZES[size]
     data = cooc.make_dataset(s["d"], s["L"], s["counts"], rng=0)
     model = cooc.CooccurrenceTransformer(s["d"], s["m"], s["m1"], L=s["L"], rng=0)
     theta0 = model.init(rng=1, preset="theory", s1_mult=0.1)
-    return data, model, theta0
+    objective = model.objective(data)
+    layout = model.layout
+
+    def loss(xp, theta):
+        nn = _nn(xp)
+        X, y, a = xp.asarray(data.X), xp.asarray(data.y), xp.asarray(model.a)
+        p = {k: theta[sl].reshape(layout.shapes[k]) for k, sl in layout.slices.items()}
+        S = (X @ p["W_K"].T) @ _swap(xp, X @ p["W_Q"].T) / model.m**0.5
+        A = nn.softmax(S, 1)
+        z = X @ (p["W_V"].T @ (p["W"].T @ a))
+        return nn.softplus(-y * (z * A.sum(2)).sum(1)).mean()
+
+    def run(**kw):
+        return gradflow.simulate(objective, theta0, T, record_at=[0.0, T], **kw).final_theta
+
+    return Case(f"co-occurrence, {size} size ({layout.size} parameters), t = {T:g}", theta0,
+                T, 0.01, loss, run, lambda: objective.gradient(theta0))
+
+
+def ntp_case(T: float) -> Case:
+    """Stage 2 on the NTP fixture: W_kq from 0 with W_ov frozen after stage 1 (T0 = 30)."""
+    data = ntp.fixture()
+    model = ntp.NTPTransformer(8)
+    stage1, _ = ntp.two_stage(model, data, T0=30.0, T=1.0)
+    W_ov = model.layout.unpack(stage1.final_theta)["W_ov"].copy()
+    objective = model.objective(data)
+
+    def loss(xp, theta):
+        nn = _nn(xp)
+        W_kq = theta.reshape(8, 8)
+        X, Q, mask = xp.asarray(data.X), xp.asarray(data.Q), xp.asarray(data.mask)
+        s = (X @ (W_kq @ Q[:, :, None]))[:, :, 0]
+        s = xp.where(mask, s, -1e30)
+        phi = nn.softmax(s, 1)
+        u = ((phi[:, :, None] * X).sum(1) @ xp.asarray(W_ov).T) @ xp.asarray(data.embedding)
+        logp = nn.log_softmax(u, 1)
+        return -(logp * xp.asarray(np.eye(8)[data.y])).sum(1).mean()
+
+    def run(**kw):
+        full = model.layout.pack({"W_kq": np.zeros((8, 8)), "W_ov": W_ov})
+        traj = gradflow.simulate(objective, full, T, normalize="block", rates={"W_ov": 0.0},
+                                 record_at=[0.0, T], **kw)
+        return model.layout.unpack(traj.final_theta)["W_kq"].ravel().copy()
+
+    probe = model.layout.pack({"W_kq": np.full((8, 8), 0.1), "W_ov": W_ov})
+    return Case(f"NTP fixture stage 2 (normalised flow, W_kq), t = {T:g}", np.zeros(64), T,
+                0.1, loss, run, lambda: objective.scaled_gradient(probe), normalize=True)
+
+
+def even_pairs_case(T: float) -> Case:
+    data = rg.even_pairs(6)
+    model = rg.RegularTransformer(data.d, lam=2.0)
+    objective = model.objective(data)
+    W_slice = model.layout.slices["W"]
+
+    def loss(xp, theta):
+        nn = _nn(xp)
+        u, W = theta[:12], theta[12:].reshape(12, 12)
+        X, Q, mask = xp.asarray(data.X), xp.asarray(data.Q), xp.asarray(data.mask)
+        s = X @ u
+        a = xp.where(mask, (X @ (W @ Q[:, :, None]))[:, :, 0] / 2.0, -1e30)
+        f = (nn.softmax(a, 1) * s).sum(1)
+        return (xp.asarray(data.weights) * nn.softplus(-xp.asarray(data.y) * f)).sum()
+
+    def run(**kw):
+        return gradflow.simulate(objective, model.init(), T, rates=rg.phase_rates(2.0, 10.0),
+                                 record_at=[0.0, 10.0, T], **kw).final_theta
+
+    probe = model.init(rng=0, preset="normal", scale=0.5)
+    return Case(f"even pairs (L_max = 6), t = {T:g}", model.init(), T, 0.1, loss, run,
+                lambda: objective.gradient(probe), w_rate=(W_slice, 2.0, 10.0))
+
+
+def _nn(xp):
+    """softmax / log_softmax / softplus with a (dim) argument for torch and jax alike."""
+    if xp.__name__ == "torch":
+        import torch
+
+        return SimpleNamespace(softmax=lambda v, d: torch.softmax(v, dim=d),
+                               log_softmax=lambda v, d: torch.log_softmax(v, dim=d),
+                               softplus=torch.nn.functional.softplus)
+    import jax
+
+    return SimpleNamespace(softmax=lambda v, d: jax.nn.softmax(v, axis=d),
+                           log_softmax=lambda v, d: jax.nn.log_softmax(v, axis=d),
+                           softplus=jax.nn.softplus)
+
+
+def _swap(xp, v):
+    return v.transpose(1, 2) if xp.__name__ == "torch" else xp.swapaxes(v, 1, 2)
 
 
 def relative_error(theta: np.ndarray, reference: np.ndarray) -> float:
     return float(np.linalg.norm(theta - reference) / np.linalg.norm(reference))
 
 
-def gradflow_runs(objective, theta0, T, rounds):
+def _direction(g, case: Case, t: float, xp):
+    """The flow's right-hand side from a gradient: normalised and/or rate-boosted."""
+    if case.normalize:
+        g = g / (xp.sqrt((g * g).sum()) + 1e-300)
+    if case.w_rate is not None:
+        sl, rate, tau0 = case.w_rate
+        scale = xp.ones_like(g)
+        scale = scale.at[sl].set(rate) if xp.__name__ != "torch" else _torch_scale(scale, sl, rate)
+        g = xp.where(t < tau0, g * scale, g)
+    return -g
+
+
+def _torch_scale(scale, sl, rate):
+    scale = scale.clone()
+    scale[sl] = rate
+    return scale
+
+
+def gradflow_runs(case: Case, rounds: int, method: str, rtol: float, atol: float):
     rows = []
     for clock in ("linear", "log"):
-        seconds, traj = median_time(lambda clock=clock: gradflow.simulate(
-            objective, theta0, T, clock=clock, record_at=[0.0, T]), rounds)
-        rows.append({"method": f"gradflow RK45 ({clock} clock)", "seconds": seconds,
-                     "compile": 0.0, "nfev": traj.stats["nfev"], "theta": traj.final_theta})
+        seconds, theta = median_time(lambda clock=clock: case.gradflow_run(
+            clock=clock, method=method, rtol=rtol, atol=atol), rounds)
+        rows.append({"method": f"gradflow {method} ({clock} clock)", "seconds": seconds,
+                     "compile": 0.0, "theta": theta})
     return rows
 
 
-def torch_loss(model, data):
-    import torch
-
-    X = torch.tensor(data.X)
-    y = torch.tensor(data.y)
-    a = torch.tensor(model.a)
-    layout = model.layout
-
-    def loss(theta):
-        p = {k: theta[s].reshape(layout.shapes[k]) for k, s in layout.slices.items()}
-        Q = X @ p["W_Q"].T
-        K = X @ p["W_K"].T
-        S = K @ Q.transpose(1, 2) / model.m**0.5
-        A = torch.softmax(S, dim=1)
-        z = X @ (p["W_V"].T @ (p["W"].T @ a))
-        F = (z * A.sum(dim=2)).sum(dim=1)
-        return torch.nn.functional.softplus(-y * F).mean()
-
-    return loss
-
-
-def torch_runs(model, data, theta0, T, rounds):
+def torch_runs(case: Case, rounds: int, rtol: float, atol: float):
     try:
         import torch
     except ImportError:
         return [{"method": "PyTorch (not installed)", "skipped": True}]
     torch.set_num_threads(1)
-    loss = torch_loss(model, data)
 
     def grad(theta):
         theta = theta.detach().requires_grad_(True)
-        (g,) = torch.autograd.grad(loss(theta), theta)
+        (g,) = torch.autograd.grad(case.loss(torch, theta), theta)
         return g
 
-    rows = []
-    lr = 0.01
-
-    def gd():
-        theta = torch.tensor(theta0)
-        for _ in range(round(T / lr)):
-            theta = theta - lr * grad(theta)
-        return theta.numpy()
-
-    grad(torch.tensor(theta0))  # warm-up; GD itself is timed once (it takes tens of seconds)
+    grad(torch.tensor(case.theta0))  # warm-up; GD is timed once (it can take tens of seconds)
+    steps = round(case.T / case.lr)
     start = time.perf_counter()
-    theta = gd()
-    seconds = time.perf_counter() - start
-    rows.append({"method": f"PyTorch autograd + GD lr {lr} × {round(T / lr)} (paper)",
-                 "seconds": seconds, "compile": 0.0, "nfev": round(T / lr), "theta": theta})
+    theta = torch.tensor(case.theta0)
+    for k in range(steps):
+        theta = theta + case.lr * _direction(grad(theta), case, k * case.lr, torch)
+    rows = [{"method": f"PyTorch autograd + {'normalised ' if case.normalize else ''}GD, "
+                       f"lr {case.lr} × {steps} (papers' protocol)",
+             "seconds": time.perf_counter() - start, "compile": 0.0, "theta": theta.numpy()}]
     try:
         from torchdiffeq import odeint
     except ImportError:
-        rows.append({"method": "torchdiffeq (not installed)", "skipped": True})
-        return rows
-    counter = {"n": 0}
-
-    def rhs(t, theta):
-        counter["n"] += 1
-        return -grad(theta)
+        return [*rows, {"method": "torchdiffeq (not installed)", "skipped": True}]
 
     def run():
-        counter["n"] = 0
-        out = odeint(rhs, torch.tensor(theta0), torch.tensor([0.0, T], dtype=torch.float64),
-                     method="dopri5", rtol=1e-6, atol=1e-9)
+        out = odeint(lambda t, th: _direction(grad(th), case, float(t), torch),
+                     torch.tensor(case.theta0), torch.tensor([0.0, case.T], dtype=torch.float64),
+                     method="dopri5", rtol=rtol, atol=atol,
+                     options={"max_num_steps": MAX_STEPS})
         return out[-1].numpy()
 
-    seconds, theta = median_time(run, rounds)
-    rows.append({"method": "torchdiffeq dopri5 + autograd", "seconds": seconds, "compile": 0.0,
-                 "nfev": counter["n"], "theta": theta})
-    return rows
+    try:
+        seconds, theta = median_time(run, rounds)
+    except Exception as exc:  # reported in the table, not fatal
+        return [*rows, {"method": f"torchdiffeq dopri5: failed ({str(exc)[:60]})",
+                        "skipped": True}]
+    return [*rows, {"method": "torchdiffeq dopri5 + autograd", "seconds": seconds,
+                    "compile": 0.0, "theta": theta}]
 
 
-def jax_runs(model, data, theta0, T, rounds):
+def jax_runs(case: Case, rounds: int, rtol: float, atol: float):
     try:
         import diffrax
         import jax
@@ -140,59 +245,48 @@ def jax_runs(model, data, theta0, T, rounds):
     except ImportError:
         return [{"method": "JAX + diffrax (not installed)", "skipped": True}]
     jax.config.update("jax_enable_x64", True)
-    X, y, a = jnp.asarray(data.X), jnp.asarray(data.y), jnp.asarray(model.a)
-    layout = model.layout
-
-    def loss(theta):
-        p = {k: theta[s].reshape(layout.shapes[k]) for k, s in layout.slices.items()}
-        Q = X @ p["W_Q"].T
-        K = X @ p["W_K"].T
-        S = K @ jnp.swapaxes(Q, 1, 2) / model.m**0.5
-        A = jax.nn.softmax(S, axis=1)
-        z = X @ (p["W_V"].T @ (p["W"].T @ a))
-        F = (z * A.sum(axis=2)).sum(axis=1)
-        return jnp.mean(jax.nn.softplus(-y * F))
-
-    grad = jax.jit(jax.grad(loss))
-    term = diffrax.ODETerm(lambda t, theta, args: -grad(theta))
+    grad = jax.grad(lambda th: case.loss(jnp, th))
+    term = diffrax.ODETerm(lambda t, th, args: _direction(grad(th), case, t, jnp))
+    jumps = [case.w_rate[2]] if case.w_rate is not None else None
 
     @jax.jit
     def solve(theta):
-        sol = diffrax.diffeqsolve(term, diffrax.Tsit5(), 0.0, T, None, theta,
-                                  stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-9),
-                                  max_steps=1_000_000, saveat=diffrax.SaveAt(t1=True))
-        return sol.ys[-1], sol.stats["num_steps"]
+        controller = diffrax.PIDController(rtol=rtol, atol=atol, jump_ts=jumps)
+        sol = diffrax.diffeqsolve(term, diffrax.Tsit5(), 0.0, case.T, None, theta,
+                                  stepsize_controller=controller, max_steps=MAX_STEPS,
+                                  saveat=diffrax.SaveAt(t1=True))
+        return sol.ys[-1]
 
     start = time.perf_counter()
-    theta, steps = solve(jnp.asarray(theta0))
-    theta.block_until_ready()
+    try:
+        solve(jnp.asarray(case.theta0)).block_until_ready()
+    except Exception:  # e.g. diffrax's max_steps: reported in the table, not fatal
+        return [{"method": f"JAX + diffrax Tsit5: failed (more than {MAX_STEPS} steps)",
+                 "skipped": True}]
     first = time.perf_counter() - start
-    seconds, (theta, steps) = median_time(
-        lambda: tuple(v.block_until_ready() for v in solve(jnp.asarray(theta0))), rounds)
+    seconds, theta = median_time(lambda: solve(jnp.asarray(case.theta0)).block_until_ready(),
+                                 rounds)
     return [{"method": "JAX jit(grad) + diffrax Tsit5 (jitted)", "seconds": seconds,
-             "compile": first - seconds, "nfev": int(steps) * 6, "theta": np.asarray(theta)}]
+             "compile": first - seconds, "theta": np.asarray(theta)}]
 
 
-def gradient_costs(model, data, theta0, rounds):
-    """ms per gradient: gradflow closed form vs PyTorch autograd vs JAX jit(grad)."""
-    rows = []
-    objective = model.objective(data)
+def gradient_costs(case: Case, gradient, rounds: int):
+    """ms per gradient: gradflow's closed form vs PyTorch autograd vs JAX jit(grad)."""
     reps = 200
-    seconds, _ = median_time(lambda: [objective.gradient(theta0) for _ in range(reps)], rounds)
-    rows.append({"gradient": "gradflow closed form (token path)", "ms": 1e3 * seconds / reps})
+    rows = [{"gradient": "gradflow closed form",
+             "ms": 1e3 * median_time(lambda: [gradient() for _ in range(reps)], rounds)[0] / reps}]
     try:
         import torch
 
-        loss = torch_loss(model, data)
-        t0 = torch.tensor(theta0)
+        t0 = torch.tensor(case.theta0)
 
         def torch_grad():
             for _ in range(reps):
                 theta = t0.detach().requires_grad_(True)
-                torch.autograd.grad(loss(theta), theta)
+                torch.autograd.grad(case.loss(torch, theta), theta)
 
-        seconds, _ = median_time(torch_grad, rounds)
-        rows.append({"gradient": "PyTorch autograd", "ms": 1e3 * seconds / reps})
+        rows.append({"gradient": "PyTorch autograd",
+                     "ms": 1e3 * median_time(torch_grad, rounds)[0] / reps})
     except ImportError:
         pass
     try:
@@ -200,21 +294,10 @@ def gradient_costs(model, data, theta0, rounds):
         import jax.numpy as jnp
 
         jax.config.update("jax_enable_x64", True)
-        X, y, a = jnp.asarray(data.X), jnp.asarray(data.y), jnp.asarray(model.a)
-        layout = model.layout
-
-        def loss_j(theta):
-            p = {k: theta[s].reshape(layout.shapes[k]) for k, s in layout.slices.items()}
-            S = (X @ p["W_K"].T) @ jnp.swapaxes(X @ p["W_Q"].T, 1, 2) / model.m**0.5
-            A = jax.nn.softmax(S, axis=1)
-            z = X @ (p["W_V"].T @ (p["W"].T @ a))
-            return jnp.mean(jax.nn.softplus(-y * (z * A.sum(axis=2)).sum(axis=1)))
-
-        g = jax.jit(jax.grad(loss_j))
-        tj = jnp.asarray(theta0)
-        seconds, _ = median_time(lambda: [g(tj).block_until_ready() for _ in range(reps)],
-                                 rounds)
-        rows.append({"gradient": "JAX jit(grad)", "ms": 1e3 * seconds / reps})
+        g = jax.jit(jax.grad(lambda th: case.loss(jnp, th)))
+        tj = jnp.asarray(case.theta0)
+        rows.append({"gradient": "JAX jit(grad)", "ms": 1e3 * median_time(
+            lambda: [g(tj).block_until_ready() for _ in range(reps)], rounds)[0] / reps})
     except ImportError:
         pass
     return rows
@@ -222,41 +305,44 @@ def gradient_costs(model, data, theta0, rounds):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--T", type=float, default=300.0)
+    parser.add_argument("--T", type=float, default=300.0, help="co-occurrence horizon")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--sizes", nargs="+", default=["paper", "small"], choices=list(SIZES))
+    parser.add_argument("--cases", nargs="+", default=["paper", "small", "ntp", "even_pairs"],
+                        choices=["paper", "small", "ntp", "even_pairs"])
     parser.add_argument("--out", default="bench_results/bench_peers.json")
     args = parser.parse_args()
     report = {}
-    for size in args.sizes:
-        data, model, theta0 = problem(size)
-        objective = model.objective(data)
-        reference = gradflow.simulate(objective, theta0, args.T, method="DOP853", rtol=1e-11,
-                                      atol=1e-14, record_at=[0.0, args.T]).final_theta
-        rows = (gradflow_runs(objective, theta0, args.T, args.rounds)
-                + torch_runs(model, data, theta0, args.T, args.rounds)
-                + jax_runs(model, data, theta0, args.T, args.rounds))
+    for name in args.cases:
+        if name in SIZES:
+            case = cooccurrence_case(name, args.T)
+            method, rtol, atol = "RK45", 1e-6, 1e-9
+        elif name == "ntp":
+            case, method, rtol, atol = ntp_case(300.0), "LSODA", 1e-9, 1e-12
+        else:
+            case, method, rtol, atol = even_pairs_case(1e3), "LSODA", 1e-9, 1e-11
+        reference = case.gradflow_run(method="DOP853", rtol=1e-11, atol=1e-14, clock="linear")
+        rows = (gradflow_runs(case, args.rounds, method, rtol, atol)
+                + torch_runs(case, args.rounds, rtol, atol)
+                + jax_runs(case, args.rounds, rtol, atol))
         base = rows[0]["seconds"]
         table = []
         for r in rows:
             if r.get("skipped"):
-                table.append([r["method"], "—", "—", "—", "—", "—"])
+                table.append([r["method"], "—", "—", "—", "—"])
                 continue
             r["error"] = relative_error(r.pop("theta"), reference)
-            table.append([r["method"], f"{r['seconds']:.3f}", f"{r['compile']:.2f}", r["nfev"],
+            table.append([r["method"], f"{r['seconds']:.3f}", f"{r['compile']:.2f}",
                           f"{r['seconds'] / base:.2f}", f"{r['error']:.1e}"])
-        grads = gradient_costs(model, data, theta0, args.rounds)
-        print(f"## Co-occurrence, {size} size ({model.layout.size} parameters), flow to "
-              f"t = {args.T:g}, one thread\n")
-        print(markdown_table(["method", "seconds", "compile s", "evaluations",
-                              "time ratio to gradflow", "rel. error of θ(T)"], table))
+        print(f"## {case.name}; rtol {rtol:g}, one thread\n")
+        print(markdown_table(["method", "seconds", "compile s", "time ratio to gradflow",
+                              "rel. error of θ(T)"], table))
         print()
-        g0 = grads[0]["ms"]
+        grads = gradient_costs(case, case.gradient, args.rounds)
         print(markdown_table(["gradient", "ms", "ratio to gradflow"],
-                             [[g["gradient"], f"{g['ms']:.3f}", f"{g['ms'] / g0:.2f}"]
+                             [[g["gradient"], f"{g['ms']:.3f}", f"{g['ms'] / grads[0]['ms']:.2f}"]
                               for g in grads]))
         print()
-        report[size] = {"flow": rows, "gradient": grads}
+        report[name] = {"case": case.name, "flow": rows, "gradient": grads}
     print(f"wrote {write_json(args.out, report)}")
 
 
