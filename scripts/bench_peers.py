@@ -173,16 +173,13 @@ def _direction(g, case: Case, t: float, xp):
         g = g / (xp.sqrt((g * g).sum()) + 1e-300)
     if case.w_rate is not None:
         sl, rate, tau0 = case.w_rate
-        scale = xp.ones_like(g)
-        scale = scale.at[sl].set(rate) if xp.__name__ != "torch" else _torch_scale(scale, sl, rate)
-        g = xp.where(t < tau0, g * scale, g)
+        if xp.__name__ == "torch":  # t is a Python float here
+            if t < tau0:
+                g = g.clone()
+                g[sl] *= rate
+        else:  # t is traced inside jit
+            g = xp.where(t < tau0, g.at[sl].multiply(rate), g)
     return -g
-
-
-def _torch_scale(scale, sl, rate):
-    scale = scale.clone()
-    scale[sl] = rate
-    return scale
 
 
 def gradflow_runs(case: Case, rounds: int, method: str, rtol: float, atol: float):
