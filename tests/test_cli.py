@@ -7,7 +7,7 @@ import pytest
 
 from gradflow import ArgumentError, Trajectory
 from gradflow.cli import main
-from gradflow.experiments import get
+from gradflow.experiments import REGISTRY, get
 
 SMALL = ["--set", "d=16", "--set", "m=8", "--set", "m1=8", "--set", "counts=6,2,2,2",
          "--set", "t_end=1e3", "--set", "per_decade=5"]
@@ -140,3 +140,11 @@ def test_icl_experiments_run_and_replot(tmp_path, name, settings, files):
         assert (out / file).exists(), file
     (out / files[0]).unlink()
     assert main(["plot", str(out)]) == 0 and (out / files[0]).exists()
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_check_grad_for_every_experiment(name, capsys):
+    """`gradflow check-grad NAME` exits 0 (complex-step error < 1e-10) for every registered
+    experiment at its default configuration."""
+    assert main(["check-grad", name]) == 0
+    assert "complex" in capsys.readouterr().out
