@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from gradflow.errors import ArgumentError
-from gradflow.models._last_token import LastTokenModel, padding_mask
+from gradflow.models._last_token import LastTokenModel, outer_sum, padding_mask
 from gradflow.models.base import Observable
 from gradflow.numerics import cross_entropy, log_softmax, logsumexp
 
@@ -406,7 +406,7 @@ class NTPTransformer(LastTokenModel):
         g_ov = (E @ (r_tilde * weight[:, None]).T) @ fwd.h  # Σ_n w_n E r̃_n h_nᵀ
         # ∂ℓ/∂s_l = Σ_m φ_l φ_m (a_l − a_m) with a = X W_ovᵀ E r = e^ρ ã: the pairwise form
         # has no cancellation
-        a_tilde = np.einsum("nld,dk,nk->nl", data.X, params["W_ov"].T @ E, r_tilde)
+        a_tilde = np.einsum("nld,nd->nl", data.X, r_tilde @ (params["W_ov"].T @ E).T)
         log_w = fwd.log_phi[:, :, None] + fwd.log_phi[:, None, :] + rho[:, None, None]
         pair = data.mask[:, :, None] & data.mask[:, None, :] & ~np.eye(data.tokens.shape[1],
                                                                          dtype=bool)
@@ -415,7 +415,7 @@ class NTPTransformer(LastTokenModel):
         if np.isfinite(log_scale_kq):
             diff = a_tilde[:, :, None] - a_tilde[:, None, :]
             g_s = np.sum(np.exp(log_w - log_scale_kq) * diff, axis=2) / data.n
-            g_kq = np.einsum("nl,nld,ne->de", g_s, data.X, data.Q)
+            g_kq = outer_sum(g_s, data.X, data.Q)
         else:
             g_kq = np.zeros((self.d, self.d))
         return {"W_kq": g_kq, "W_ov": g_ov}, {"W_kq": log_scale_kq, "W_ov": log_scale_ov}

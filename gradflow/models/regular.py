@@ -24,7 +24,7 @@ import numpy as np
 
 from gradflow.errors import ArgumentError
 from gradflow.events import Event
-from gradflow.models._last_token import LastTokenModel, padding_mask
+from gradflow.models._last_token import LastTokenModel, outer_sum, padding_mask
 from gradflow.models.base import Observable
 from gradflow.numerics import logistic_loss, sigmoid
 
@@ -329,7 +329,7 @@ class RegularTransformer(LastTokenModel):
         phi = np.where(data.mask, np.exp(fwd.log_phi), 0.0)
         grad_u = fwd.h.T @ g
         G_W = g[:, None] * phi * (fwd.s - fwd.f[:, None]) / self.lam  # ∂L/∂a_l · (1/λ)
-        grad_W = np.einsum("nl,nld,ne->de", G_W, data.X, data.Q)
+        grad_W = outer_sum(G_W, data.X, data.Q)
         return {"u": grad_u, "W": grad_W}
 
     # ---------------------------------------------------------------- observables
