@@ -60,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     stages = two_stage_costs(args.rounds)
     margins = max_margin_costs(args.rounds)
-    print("## Fixture: stage 1 to T0 = 30, stage 2 to T (rtol 1e-9, atol 1e-12)\n")
+    print("## Fixture: stage 1 to T0 = 30, stage 2 to T (rtol 1e-9, atol 1e-6)\n")
     lsoda = {r["T"]: r["seconds"] for r in stages if r["method"] == "LSODA"}
     print(markdown_table(
         ["T", "method", "evaluations", "seconds", "ratio to LSODA", "1 − cos(W_kq, W_kq*)"],
