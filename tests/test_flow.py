@@ -50,6 +50,9 @@ def test_record_grid_is_respected_and_observables_stored(least_squares):
     assert traj.observables["w"].shape == (5, 1)
     assert np.all(np.diff(traj.observables["loss"]) < 0)
     assert_allclose(traj.observables["w"][:, 0], traj.block("w")[:, 0])
+    assert traj.value_at("loss", 0.6) == traj.observables["loss"][1]  # nearest record: t = 0.5
+    norms = least_squares.layout.block_norms(traj.final_theta)
+    assert norms["B"] == pytest.approx(np.linalg.norm(traj.block("B")[-1]))
 
 
 def test_log_grid_shape():

@@ -15,7 +15,7 @@ from gradflow.experiments.base import Experiment, Parameter
 from gradflow.flow import log_grid, simulate
 from gradflow.models import ntp
 from gradflow.theory import ntp as theory
-from gradflow.trajectory import Trajectory, to_jsonable
+from gradflow.trajectory import to_jsonable
 
 __all__ = ["EXPERIMENT", "build", "run_all", "summarize"]
 
@@ -195,13 +195,6 @@ def plot(out: Path) -> list[Path]:
     from gradflow.experiments import ntp_figures as figures
 
     return figures.draw(Path(out))
-
-
-def load(out: Path) -> tuple[Trajectory, Trajectory, dict[str, Any]]:
-    """The two stages and the summary of a saved run."""
-    out = Path(out)
-    summary = json.loads((out / "summary.json").read_text())
-    return Trajectory.load(out / "stage1.npz"), Trajectory.load(out / "stage2.npz"), summary
 
 
 def report(summary: dict[str, Any]) -> list[str]:

@@ -295,11 +295,6 @@ class CooccurrenceTransformer(Model):
     def layout(self) -> Layout:
         return self._layout
 
-    def hyperparameters(self) -> dict[str, Any]:
-        """The constructor's arguments as a JSON-friendly dict (``a`` excluded)."""
-        return {"d": self.d, "m": self.m, "m1": self.m1, "L": self.L, "reduced": self.reduced,
-                "path": self.path}
-
     # ---------------------------------------------------------------- initialisation
 
     def init_scales(
