@@ -127,25 +127,25 @@ class Layout:
         -------
         ndarray, shape (size,)
         """
-        missing = set(self.names) - set(blocks)
-        extra = set(blocks) - set(self.names)
-        if missing or extra:
+        if blocks.keys() != self.shapes.keys():
+            missing = set(self.names) - set(blocks)
+            extra = set(blocks) - set(self.names)
             raise ArgumentError(
                 f"blocks must have exactly the names {list(self.names)}; "
                 f"missing {sorted(missing)}, unexpected {sorted(extra)}"
             )
-        arrays = {k: np.asarray(v) for k, v in blocks.items()}
-        for k, v in arrays.items():
-            if v.shape != self.shapes[k]:
-                raise ArgumentError(
-                    f"block {k!r} must have shape {self.shapes[k]}, got {v.shape}"
-                )
-        if out is None:
-            dtype = np.result_type(np.float64, *arrays.values())
-            out = np.empty(self.size, dtype=dtype)
-        for k, s in self.slices.items():
-            out[s] = arrays[k].ravel()
-        return out
+        parts = []
+        for k, shape in self.shapes.items():
+            v = np.asarray(blocks[k])
+            if v.shape != shape:
+                raise ArgumentError(f"block {k!r} must have shape {shape}, got {v.shape}")
+            parts.append(v.ravel())
+        if out is not None:
+            return np.concatenate(parts, out=out)
+        flat = np.concatenate(parts)
+        if flat.dtype not in (np.float64, np.complex128):  # integers, float32: at least double
+            flat = flat.astype(np.result_type(np.float64, flat.dtype))
+        return flat
 
     def zeros(self, dtype: Any = np.float64) -> np.ndarray:
         """A zero vector of the layout's size."""

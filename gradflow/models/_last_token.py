@@ -12,13 +12,7 @@ from gradflow.layout import Layout
 from gradflow.models.base import Model
 from gradflow.numerics import log_softmax
 
-__all__ = ["LastTokenModel", "outer_sum", "padding_mask"]
-
-
-def outer_sum(G: np.ndarray, X: np.ndarray, Q: np.ndarray) -> np.ndarray:
-    """Σ_n Σ_l G[n, l] x_{n,l} q_nᵀ, shape (d, d), as two fast products (a three-operand
-    ``einsum`` is several times slower at these sizes)."""
-    return np.einsum("nl,nld->nd", G, X).T @ Q
+__all__ = ["LastTokenModel", "padding_mask"]
 
 
 def padding_mask(lengths: np.ndarray, width: int) -> np.ndarray:

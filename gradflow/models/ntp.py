@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from gradflow.errors import ArgumentError
-from gradflow.models._last_token import LastTokenModel, outer_sum, padding_mask
+from gradflow.models._last_token import LastTokenModel, padding_mask
+from gradflow.models._token_index import TokenIndex, softmax_positions
 from gradflow.models.base import Observable
 from gradflow.numerics import cross_entropy, log_softmax, logsumexp
 
@@ -111,6 +112,23 @@ class NTPData:
     def Q(self) -> np.ndarray:
         """Query embeddings, shape (N, d)."""
         return self.embedding.T[self.query]
+
+    @cached_property
+    def token_index(self) -> TokenIndex:
+        """Index form of the sentences (embedding columns of tokens and queries)."""
+        return TokenIndex(self.tokens, self.mask, self.query, self.embedding)
+
+    @cached_property
+    def label_flat(self) -> np.ndarray:
+        """Flat index of (y_n, n) in a (K, N) array, shape (N,)."""
+        return self.y * self.n + np.arange(self.n)
+
+    @cached_property
+    def label_pad(self) -> np.ndarray:
+        """0 everywhere but −inf at (y_n, n); shape (K, N) (masks the label's logit)."""
+        pad = np.zeros((self.K, self.n))
+        pad[self.y, np.arange(self.n)] = -np.inf
+        return pad
 
     def name(self, token: int) -> str:
         return self.names[token] if self.names else str(token)
@@ -386,42 +404,51 @@ class NTPTransformer(LastTokenModel):
     ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         """The gradient with the largest exponential factored out of each block.
 
+        Computed in token-index form (``docs/derivations/ntp.md`` §"Token-index form"): with
+        C[k, n] the attention mass of sentence n on token k and P = Eᵀ W_ov E the logits are
+        u = P C, and both gradients are scatters of (L, N) arrays mapped back by E · Eᵀ. Real θ
+        only (the loss, not the gradient, is what the complex step differentiates).
+
         Returns
         -------
         blocks : dict of (d, d) arrays
         log_scales : dict of float
             True gradient of block b = exp(log_scales[b]) · blocks[b]; −inf for a zero block.
         """
-        fwd = self.forward(params, data)
-        rows = np.arange(data.n)
-        off = np.ones(fwd.log_p.shape, dtype=bool)
-        off[rows, data.y] = False
-        log_p_off = np.where(off, fwd.log_p, -np.inf)
-        rho = logsumexp(log_p_off, axis=1)  # log Σ_{c≠y} p_c: residual scale per sentence
-        r_tilde = np.exp(log_p_off - rho[:, None])  # r = p − 1_y = e^ρ · r_tilde
-        r_tilde[rows, data.y] = -1.0
-        E = data.embedding
-        log_scale_ov = float(np.max(rho))
-        weight = np.exp(rho - log_scale_ov) / data.n
-        g_ov = (E @ (r_tilde * weight[:, None]).T) @ fwd.h  # Σ_n w_n E r̃_n h_nᵀ
+        index, N = data.token_index, data.n
+        P = index.token_matrix(params["W_ov"])  # logits u_n = P C_n
+        phi, z, log_total = softmax_positions(index.scores(index.token_matrix(params["W_kq"])))
+        C = index.counts(phi)  # (K, N): attention mass per token, h_n = E C_n
+        u = P @ C  # (K, N)
+        v_off = u - u.ravel()[data.label_flat] + data.label_pad  # u_c − u_y; −inf at c = y
+        top = v_off.max(axis=0)
+        e = np.exp(v_off - top)
+        total = e.sum(axis=0)
+        log_odds = top + np.log(total)  # log Σ_{c≠y} e^{u_c − u_y}
+        rho = log_odds - np.logaddexp(0.0, log_odds)  # log Σ_{c≠y} p_c: residual scale
+        r_tilde = e / total  # r = p − 1_y = e^ρ r̃
+        r_tilde.ravel()[data.label_flat] = -1.0
+        top_rho = float(rho.max())
+        weight = np.exp(rho - top_rho)  # the 1/N of the mean goes into the scale
+        g_ov = index.weight_matrix((r_tilde * weight) @ C.T)  # Σ_n w_n E r̃_n h_nᵀ
         # ∂ℓ/∂s_l = Σ_m φ_l φ_m (a_l − a_m) with a = X W_ovᵀ E r = e^ρ ã: the pairwise form
         # has no cancellation
-        a_tilde = np.einsum("nld,nd->nl", data.X, r_tilde @ (params["W_ov"].T @ E).T)
-        log_w = fwd.log_phi[:, :, None] + fwd.log_phi[:, None, :] + rho[:, None, None]
-        pair = data.mask[:, :, None] & data.mask[:, None, :] & ~np.eye(data.tokens.shape[1],
-                                                                         dtype=bool)
-        log_w = np.where(pair, log_w, -np.inf)
-        log_scale_kq = float(np.max(log_w))
-        if np.isfinite(log_scale_kq):
-            diff = a_tilde[:, :, None] - a_tilde[:, None, :]
-            g_s = np.sum(np.exp(log_w - log_scale_kq) * diff, axis=2) / data.n
-            g_kq = outer_sum(g_s, data.X, data.Q)
+        a_tilde = index.gather_columns(P.T @ r_tilde)  # (L, N)
+        log_phi = z - log_total
+        log_w = log_phi[:, None, :] + (log_phi + rho)[None, :, :] + index.pair_pad
+        top_w = float(log_w.max())
+        if np.isfinite(top_w):
+            diff = a_tilde[:, None, :] - a_tilde[None, :, :]
+            g_s = np.sum(np.exp(log_w - top_w) * diff, axis=1)
+            g_kq = index.weight_matrix(index.scatter_pairs(g_s))
         else:
             g_kq = np.zeros((self.d, self.d))
-        return {"W_kq": g_kq, "W_ov": g_ov}, {"W_kq": log_scale_kq, "W_ov": log_scale_ov}
+        log_n = np.log(N)
+        return {"W_kq": g_kq, "W_ov": g_ov}, {"W_kq": top_w - log_n, "W_ov": top_rho - log_n}
 
     def grad(self, params: dict[str, np.ndarray], data: NTPData) -> dict[str, np.ndarray]:
-        """Closed-form gradient of the mean cross-entropy (``docs/derivations/ntp.md``)."""
+        """Closed-form gradient of the mean cross-entropy (``docs/derivations/ntp.md``): the
+        :meth:`scaled_grad` blocks times their scales. Real θ only."""
         blocks, log_scales = self.scaled_grad(params, data)
         return {k: v * np.exp(log_scales[k]) if np.isfinite(log_scales[k]) else v * 0.0
                 for k, v in blocks.items()}

@@ -21,12 +21,14 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 from gradflow.errors import ArgumentError
 from gradflow.events import Event
-from gradflow.models._last_token import LastTokenModel, outer_sum, padding_mask
+from gradflow.models._last_token import LastTokenModel, padding_mask
+from gradflow.models._token_index import TokenIndex, softmax_positions
 from gradflow.models.base import Observable
-from gradflow.numerics import logistic_loss, sigmoid
+from gradflow.numerics import logistic_loss
 
 __all__ = [
     "RegularData",
@@ -106,6 +108,12 @@ class RegularData:
     def Q(self) -> np.ndarray:
         """Query (last token) embeddings, shape (N, d)."""
         return self.X[np.arange(self.n), self.lengths - 1]
+
+    @cached_property
+    def token_index(self) -> TokenIndex:
+        """Index form of the strings (embedding columns of tokens and queries)."""
+        query = self.index[np.arange(self.n), self.lengths - 1]
+        return TokenIndex(self.index, self.mask, query, self.embedding)
 
 
 def all_strings(length: int) -> np.ndarray:
@@ -323,13 +331,21 @@ class RegularTransformer(LastTokenModel):
         return np.sum(data.weights * self.sample_losses(params, data))
 
     def grad(self, params: dict[str, np.ndarray], data: RegularData) -> dict[str, np.ndarray]:
-        """Closed-form gradient (``docs/derivations/regular.md``)."""
-        fwd = self.forward(params, data)
-        g = -data.y * sigmoid(-data.y * fwd.f) * data.weights  # w_n ∂ℓ_n/∂f_n
-        phi = np.where(data.mask, np.exp(fwd.log_phi), 0.0)
-        grad_u = fwd.h.T @ g
-        G_W = g[:, None] * phi * (fwd.s - fwd.f[:, None]) / self.lam  # ∂L/∂a_l · (1/λ)
-        grad_W = outer_sum(G_W, data.X, data.Q)
+        """Closed-form gradient (``docs/derivations/regular.md``) in token-index form.
+
+        With x_l = E[:, k_l], the scores are M[k_l, k_L] for M = Eᵀ W E / λ and s_l = (Eᵀu)[k_l];
+        ∇_u L = E Σ_l (g φ)_l e_{k_l} and ∇_W L = E B Eᵀ / λ with B the (token, query) scatter
+        of G_W (:class:`~gradflow.models._token_index.TokenIndex`). Real θ only.
+        """
+        index = data.token_index
+        phi = softmax_positions(index.scores(index.token_matrix(params["W"] / self.lam)))[0]
+        s = index.gather(index.token_vector(params["u"]))  # (L, N)
+        f = (phi * s).sum(axis=0)
+        g = data.y * data.weights * -expit(-data.y * f)  # w_n ∂ℓ_n/∂f_n
+        g_phi = phi * g
+        grad_u = index.weight_vector(index.scatter_tokens(g_phi))
+        G_W = g_phi * (s - f)  # ∂L/∂a_l · λ
+        grad_W = index.weight_matrix(index.scatter_pairs(G_W / self.lam))
         return {"u": grad_u, "W": grad_W}
 
     # ---------------------------------------------------------------- observables
