@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradflow.numerics import logsumexp, sigmoid
+from gradflow.numerics import logsumexp, sigmoid, softmax
 
 
 def outer_sum(G, X, Q):
@@ -48,3 +48,20 @@ def ntp_scaled_grad(model, params, data):
     else:
         g_kq = np.zeros((model.d, model.d))
     return {"W_kq": g_kq, "W_ov": g_ov}, {"W_kq": log_scale_kq, "W_ov": log_scale_ov}
+
+
+def feature_icl_grad(model, params, data):
+    """HCL: one softmax of the logits log c_n + s_nk over every (count vector, query, key)."""
+    S, K = params["S"], model.K
+    logits = data.log_counts[:, None, :] + S.T[None, :, :]  # (C, k, n)
+    if data.include_query:
+        query = np.broadcast_to(np.diagonal(S)[None, :, None], (logits.shape[0], K, 1))
+        full = softmax(np.concatenate([logits, query], axis=2), axis=2)
+        a, a_q = full[:, :, :-1], full[:, :, -1]
+    else:
+        a, a_q = softmax(logits, axis=2), np.zeros(logits.shape[:2])
+    err = a - np.eye(K)[None, :, :]
+    inner = np.sum(a * err, axis=2)
+    per = a * (err - inner[:, :, None])
+    per[:, np.arange(K), np.arange(K)] -= a_q * inner
+    return {"S": (np.einsum("c,ckm->km", data.weights, per) * data.p[:, None]).T}

@@ -24,7 +24,6 @@ from gradflow.errors import ArgumentError
 from gradflow.events import Event
 from gradflow.layout import Layout
 from gradflow.models.base import Model, Observable
-from gradflow.numerics import softmax
 
 __all__ = ["BalancedICL", "FeatureICL", "FeatureTask", "count_vectors", "make_dataset"]
 
@@ -165,20 +164,28 @@ class FeatureICL(Model):
         return self.K
 
     def attention(self, S: np.ndarray, data: FeatureTask) -> tuple[np.ndarray, np.ndarray]:
-        """Attention mass per feature ``a[c, k, n]`` (count vector c, query k, key feature n)
-        and the query's own mass ``a_q[c, k]`` (0 unless the query is in the softmax)."""
-        logits = data.log_counts[:, None, :] + S.T[None, :, :]  # (C, k, n)
+        """Attention mass per feature ``a[k, n, c]`` (query k, key feature n, count vector c)
+        and the query's own mass ``a_q[k, c]`` (0 unless the query is in the softmax).
+
+        The softmax of the logits log c_n + s_nk is c_n e^{s_nk} / Σ_m c_m e^{s_mk}: one
+        exponential of the K × K matrix S (shifted by each column's real maximum, so nothing
+        overflows and the complex step stays exact), then products with the counts. The count
+        axis is last, so sums over features run vectorised over the C count vectors.
+        """
+        E = np.exp(S - S.real.max(axis=0))  # E[n, k] = e^{s_nk − max_m s_mk}
+        mass = E.T[:, :, None] * data.counts.T[None, :, :]  # (k, n, C)
+        total = E.T @ data.counts.T  # (k, C)
         if not data.include_query:
-            return softmax(logits, axis=2), np.zeros(logits.shape[:2])
-        query = np.broadcast_to(np.diagonal(S)[None, :, None], (logits.shape[0], self.K, 1))
-        full = softmax(np.concatenate([logits, query], axis=2), axis=2)
-        return full[:, :, :-1], full[:, :, -1]
+            return mass / total[:, None, :], np.zeros(total.shape)
+        own = np.diagonal(E)[:, None]  # the query token's e^{s_kk − max}, count 1
+        total = total + own
+        return mass / total[:, None, :], own / total
 
     def per_query_losses(self, params: dict[str, np.ndarray], data: FeatureTask) -> np.ndarray:
         """L_k = E_c[ℓ_k(c)], the prediction error given x_q = v_k, shape (K,)."""
         a, _ = self.attention(params["S"], data)
-        err = a - np.eye(self.K)[None, :, :]
-        return 0.5 * np.einsum("c,ckn->k", data.weights, err * err)
+        err = a - np.eye(self.K)[:, :, None]
+        return 0.5 * (err * err).sum(axis=1) @ data.weights
 
     def sample_losses(self, params: dict[str, np.ndarray], data: FeatureTask) -> np.ndarray:
         """p_k L_k per query feature, shape (K,); their sum is the population loss."""
@@ -189,13 +196,30 @@ class FeatureICL(Model):
 
     def grad(self, params: dict[str, np.ndarray], data: FeatureTask) -> dict[str, np.ndarray]:
         """∂L/∂s_mk = p_k E_c[a_m((a_m − δ_mk) − Σ_n a_n(a_n − δ_nk))
-        − δ_mk a_q Σ_n a_n(a_n − δ_nk)] (a_q = 0 unless the query is in the softmax)."""
-        a, a_q = self.attention(params["S"], data)
-        err = a - np.eye(self.K)[None, :, :]
-        inner = np.sum(a * err, axis=2)  # (C, k)
-        per = a * (err - inner[:, :, None])  # (C, k, m)
-        per[:, np.arange(self.K), np.arange(self.K)] -= a_q * inner
-        g_km = np.einsum("c,ckm->km", data.weights, per) * data.p[:, None]
+        − δ_mk a_q Σ_n a_n(a_n − δ_nk)] (a_q = 0 unless the query is in the softmax).
+
+        Computed from moments of the counts (``docs/derivations/softmax_icl.md``, "Moment
+        form"): with a_n = c_n E_nk / T_k every term is E_mk or E_mk² times a weighted sum over
+        count vectors of c_m or c_m², i.e. a (K, C) @ (C, K) product; nothing of size K·K·C is
+        formed. Real θ only.
+        """
+        E = np.exp(params["S"] - params["S"].max(axis=0))  # E[n, k] = e^{s_nk − max_m s_mk}
+        counts = data.counts  # (C, K)
+        total = E.T @ counts.T  # T_k(c), (k, C)
+        own = np.diagonal(E)  # e^{s_kk − max}: the query's weight if it is in the softmax
+        if data.include_query:
+            total = total + own[:, None]
+        w_over_t = data.weights / total  # w_c / T_k(c)
+        square_sum = ((E * E).T @ (counts * counts).T) / (total * total)  # Σ_n a_n²
+        inner = square_sum - own[:, None] * counts.T / total  # Σ_n a_n(a_n − δ_nk)
+        first = (w_over_t / total) @ (counts * counts)  # Σ_c w c_m² / T_k²
+        second = (w_over_t * inner) @ counts  # Σ_c w c_m inner_k / T_k
+        diagonal = np.einsum("kc,ck->k", w_over_t, counts)  # Σ_c w c_k / T_k
+        if data.include_query:
+            diagonal = diagonal + np.sum(w_over_t * inner, axis=1)  # a_q term
+        g_km = (E.T * E.T) * first - E.T * second
+        g_km[np.diag_indices(self.K)] -= own * diagonal
+        g_km *= data.p[:, None]
         return {"S": g_km.T}
 
     def observables(self, data: FeatureTask) -> dict[str, Observable]:
@@ -207,7 +231,7 @@ class FeatureICL(Model):
 
         def alpha(th: np.ndarray) -> np.ndarray:
             a, _ = self.attention(S(th), data)
-            return np.einsum("c,ckk->k", data.weights, a)
+            return np.einsum("kkc,c->k", a, data.weights)
 
         return {
             "loss": lambda th: float(self.loss({"S": S(th)}, data)),
