@@ -204,21 +204,27 @@ class FeatureICL(Model):
         formed. Real θ only.
         """
         E = np.exp(params["S"] - params["S"].max(axis=0))  # E[n, k] = e^{s_nk − max_m s_mk}
+        own = np.diagonal(E).copy()  # e^{s_kk − max}
+        E_off = E - np.diag(own)  # off-target features only
         counts = data.counts  # (C, K)
-        total = E.T @ counts.T  # T_k(c), (k, C)
-        own = np.diagonal(E)  # e^{s_kk − max}: the query's weight if it is in the softmax
+        squares = counts * counts
+        off = E_off.T @ counts.T  # Σ_{n≠k} c_n E_nk, (k, C)
         if data.include_query:
-            total = total + own[:, None]
-        w_over_t = data.weights / total  # w_c / T_k(c)
-        square_sum = ((E * E).T @ (counts * counts).T) / (total * total)  # Σ_n a_n²
-        inner = square_sum - own[:, None] * counts.T / total  # Σ_n a_n(a_n − δ_nk)
-        first = (w_over_t / total) @ (counts * counts)  # Σ_c w c_m² / T_k²
+            off = off + own[:, None]  # the query token is off-target (label 0)
+        target = own[:, None] * counts.T  # c_k E_kk
+        total = off + target  # T_k(c): sums of positives, no cancellation
+        a_k, o = target / total, off / total  # target mass and 1 − a_k
+        r = ((E_off * E_off).T @ squares.T) / (total * total)  # Σ_{n≠k} a_n²
+        inner = r - a_k * o  # Σ_n a_n(a_n − δ_nk), from small terms only
+        w_over_t = data.weights / total
+        first = (w_over_t / total) @ squares  # Σ_c w c_m² / T_k²
         second = (w_over_t * inner) @ counts  # Σ_c w c_m inner_k / T_k
-        diagonal = np.einsum("kc,ck->k", w_over_t, counts)  # Σ_c w c_k / T_k
+        g_km = (E.T * E.T) * first - E.T * second  # m ≠ k entries
+        # m = k: −a_k(o² + r) − a_q inner, again without cancellation
+        diagonal = counts.T * (o * o + r)
         if data.include_query:
-            diagonal = diagonal + np.sum(w_over_t * inner, axis=1)  # a_q term
-        g_km = (E.T * E.T) * first - E.T * second
-        g_km[np.diag_indices(self.K)] -= own * diagonal
+            diagonal = diagonal + inner
+        g_km[np.diag_indices(self.K)] = -own * np.sum(w_over_t * diagonal, axis=1)
         g_km *= data.p[:, None]
         return {"S": g_km.T}
 
