@@ -1,8 +1,8 @@
 """Is gradflow faster and more accurate than what a researcher would otherwise write?
 
-Four problems — the co-occurrence model at the paper's and a small size (flow to T), stage 2 of
-the NTP fixture (normalised flow to t = 300) and even pairs (two-phase flow to t = 1e3) — each
-integrated by:
+Five problems — the co-occurrence model at the paper's and a small size (flow to T), stage 2 of
+the NTP fixture (normalised flow to t = 300), even pairs (two-phase flow to t = 1e3) and the
+HCL softmax-ICL population loss with imbalanced features (to t = 2000) — each integrated by:
 
 * gradflow (closed-form gradient) with its default solver, linear and log clocks;
 * the papers' own protocol: PyTorch autograd + (normalised) gradient descent for T/lr steps;
@@ -11,8 +11,10 @@ integrated by:
 
 Everything in float64 with one thread each (BLAS/OpenMP variables are set before NumPy is
 imported; ``torch.set_num_threads(1)``; XLA single-threaded). Accuracy is the relative error of
-θ(T) against a gradflow DOP853 run at rtol 1e-11. Fast methods report the median of
-``--rounds`` rounds; ratios are per round. Peers come from the optional extra ``bench``
+θ(T) against a gradflow DOP853 run at rtol 1e-11. The adaptive methods run in ``--rounds``
+interleaved rounds (each method once per round, after a warm-up/compile); the table gives the
+median time and the median and range of the per-round ratios to gradflow. The GD protocol is
+timed once (it takes tens of seconds). Peers come from the optional extra ``bench``
 (``pip install -e '.[bench]'``); a missing peer is reported, not fatal.
 
     python scripts/bench_peers.py [--T 300] [--rounds 3] [--sizes paper small]
@@ -41,6 +43,9 @@ import gradflow  # noqa: E402
 from gradflow.models import cooccurrence as cooc  # noqa: E402
 from gradflow.models import ntp  # noqa: E402
 from gradflow.models import regular as rg  # noqa: E402
+from gradflow.models import softmax_icl as sm  # noqa: E402
+
+CASES = ["paper", "small", "ntp", "even_pairs", "hcl"]
 
 MAX_STEPS = 100_000
 """Step cap for the peers' adaptive solvers (gradflow's defaults need at most a few thousand)."""
@@ -144,6 +149,31 @@ def even_pairs_case(T: float) -> Case:
                 lambda: objective.gradient(probe), w_rate=(W_slice, 2.0, 10.0))
 
 
+def hcl_case(T: float) -> Case:
+    """HCL softmax ICL, imbalanced features (K = 4, N = 40, p = .55/.15/.15/.15): the exact
+    population loss over all 12,341 count vectors, flow of S from 0 to T."""
+    p = np.array([0.55, 0.15, 0.15, 0.15])
+    task = sm.make_dataset(4, 40, p)
+    model = sm.FeatureICL(4)
+    objective = model.objective(task)
+
+    def loss(xp, theta):
+        nn = _nn(xp)
+        S = theta.reshape(4, 4)
+        logits = xp.asarray(task.log_counts)[:, None, :] + S.T[None, :, :]  # (C, k, n)
+        err = nn.softmax(logits, 2) - xp.asarray(np.eye(4))[None, :, :]
+        per = 0.5 * (err * err).sum(2)  # (C, k)
+        return (xp.asarray(task.weights) @ per * xp.asarray(p)).sum()
+
+    def run(**kw):
+        return gradflow.simulate(objective, model.init(), T, record_at=[0.0, T],
+                                 **kw).final_theta
+
+    probe = model.init(rng=0, preset="normal")
+    return Case(f"HCL softmax ICL (K = 4, N = 40, imbalanced), t = {T:g}", model.init(), T,
+                0.1, loss, run, lambda: objective.gradient(probe))
+
+
 def _nn(xp):
     """softmax / log_softmax / softplus with a (dim) argument for torch and jax alike."""
     if xp.__name__ == "torch":
@@ -182,21 +212,30 @@ def _direction(g, case: Case, t: float, xp):
     return -g
 
 
-def gradflow_runs(case: Case, rounds: int, method: str, rtol: float, atol: float):
-    rows = []
-    for clock in ("linear", "log"):
-        seconds, theta = median_time(lambda clock=clock: case.gradflow_run(
-            clock=clock, method=method, rtol=rtol, atol=atol), rounds)
-        rows.append({"method": f"gradflow {method} ({clock} clock)", "seconds": seconds,
-                     "compile": 0.0, "theta": theta})
-    return rows
+@dataclass
+class Runner:
+    """One integration method made ready to time: ``run()`` returns θ(T) (compiled, warmed)."""
+
+    method: str
+    run: Callable[[], Any] | None
+    compile: float = 0.0
+    seconds: float | None = None  # set for methods timed once (the GD protocol)
+    theta: Any = None
+    failure: str | None = None
 
 
-def torch_runs(case: Case, rounds: int, rtol: float, atol: float):
+def gradflow_runners(case: Case, method: str, rtol: float, atol: float) -> list[Runner]:
+    return [Runner(f"gradflow {method} ({clock} clock)",
+                   lambda clock=clock: case.gradflow_run(clock=clock, method=method, rtol=rtol,
+                                                         atol=atol))
+            for clock in ("linear", "log")]
+
+
+def torch_runners(case: Case, rtol: float, atol: float) -> list[Runner]:
     try:
         import torch
     except ImportError:
-        return [{"method": "PyTorch (not installed)", "skipped": True}]
+        return [Runner("PyTorch (not installed)", None, failure="not installed")]
     torch.set_num_threads(1)
 
     def grad(theta):
@@ -210,13 +249,13 @@ def torch_runs(case: Case, rounds: int, rtol: float, atol: float):
     theta = torch.tensor(case.theta0)
     for k in range(steps):
         theta = theta + case.lr * _direction(grad(theta), case, k * case.lr, torch)
-    rows = [{"method": f"PyTorch autograd + {'normalised ' if case.normalize else ''}GD, "
-                       f"lr {case.lr} × {steps} (papers' protocol)",
-             "seconds": time.perf_counter() - start, "compile": 0.0, "theta": theta.numpy()}]
+    gd = Runner(f"PyTorch autograd + {'normalised ' if case.normalize else ''}GD, "
+                f"lr {case.lr} × {steps} (papers' protocol)", None,
+                seconds=time.perf_counter() - start, theta=theta.numpy())
     try:
         from torchdiffeq import odeint
     except ImportError:
-        return [*rows, {"method": "torchdiffeq (not installed)", "skipped": True}]
+        return [gd, Runner("torchdiffeq (not installed)", None, failure="not installed")]
 
     def run():
         out = odeint(lambda t, th: _direction(grad(th), case, float(t), torch),
@@ -225,22 +264,16 @@ def torch_runs(case: Case, rounds: int, rtol: float, atol: float):
                      options={"max_num_steps": MAX_STEPS})
         return out[-1].numpy()
 
-    try:
-        seconds, theta = median_time(run, rounds)
-    except Exception as exc:  # reported in the table, not fatal
-        return [*rows, {"method": f"torchdiffeq dopri5: failed ({str(exc)[:60]})",
-                        "skipped": True}]
-    return [*rows, {"method": "torchdiffeq dopri5 + autograd", "seconds": seconds,
-                    "compile": 0.0, "theta": theta}]
+    return [gd, _warmed(Runner("torchdiffeq dopri5 + autograd", run))]
 
 
-def jax_runs(case: Case, rounds: int, rtol: float, atol: float):
+def jax_runners(case: Case, rtol: float, atol: float) -> list[Runner]:
     try:
         import diffrax
         import jax
         import jax.numpy as jnp
     except ImportError:
-        return [{"method": "JAX + diffrax (not installed)", "skipped": True}]
+        return [Runner("JAX + diffrax (not installed)", None, failure="not installed")]
     jax.config.update("jax_enable_x64", True)
     grad = jax.grad(lambda th: case.loss(jnp, th))
     term = diffrax.ODETerm(lambda t, th, args: _direction(grad(th), case, t, jnp))
@@ -254,17 +287,44 @@ def jax_runs(case: Case, rounds: int, rtol: float, atol: float):
                                   saveat=diffrax.SaveAt(t1=True))
         return sol.ys[-1]
 
+    def run():
+        return np.asarray(solve(jnp.asarray(case.theta0)).block_until_ready())
+
+    return [_warmed(Runner("JAX jit(grad) + diffrax Tsit5 (jitted)", run), compiles=True)]
+
+
+def _warmed(runner: Runner, compiles: bool = False) -> Runner:
+    """Run once as a warm-up; with ``compiles`` (JAX) the compile time is the first call's
+    time minus a second, steady call's. A failure (e.g. the step cap) is recorded, not raised."""
     start = time.perf_counter()
     try:
-        solve(jnp.asarray(case.theta0)).block_until_ready()
-    except Exception:  # e.g. diffrax's max_steps: reported in the table, not fatal
-        return [{"method": f"JAX + diffrax Tsit5: failed (more than {MAX_STEPS} steps)",
-                 "skipped": True}]
+        runner.theta = runner.run()
+    except Exception as exc:  # reported in the table, not fatal
+        runner.failure = f"failed: {str(exc).splitlines()[0][:70]}"
+        runner.run = None
+        return runner
     first = time.perf_counter() - start
-    seconds, theta = median_time(lambda: solve(jnp.asarray(case.theta0)).block_until_ready(),
-                                 rounds)
-    return [{"method": "JAX jit(grad) + diffrax Tsit5 (jitted)", "seconds": seconds,
-             "compile": first - seconds, "theta": np.asarray(theta)}]
+    if compiles:
+        start = time.perf_counter()
+        runner.theta = runner.run()
+        runner.compile = first - (time.perf_counter() - start)
+    return runner
+
+
+def time_rounds(runners: list[Runner], rounds: int) -> dict[str, list[float]]:
+    """Interleaved rounds: in each round every ready runner runs once in turn, so that a change
+    of machine load affects all methods alike. Returns seconds per round for each method."""
+    ready = [r for r in runners if r.run is not None]
+    for r in ready:
+        if r.theta is None:  # gradflow runners: warm up
+            r.theta = r.run()
+    times: dict[str, list[float]] = {r.method: [] for r in ready}
+    for _ in range(max(1, rounds)):
+        for r in ready:
+            start = time.perf_counter()
+            r.theta = r.run()
+            times[r.method].append(time.perf_counter() - start)
+    return times
 
 
 def gradient_costs(case: Case, gradient, rounds: int):
@@ -303,9 +363,8 @@ def gradient_costs(case: Case, gradient, rounds: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--T", type=float, default=300.0, help="co-occurrence horizon")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cases", nargs="+", default=["paper", "small", "ntp", "even_pairs"],
-                        choices=["paper", "small", "ntp", "even_pairs"])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=CASES)
     parser.add_argument("--out", default="bench_results/bench_peers.json")
     args = parser.parse_args()
     report = {}
@@ -314,32 +373,49 @@ def main() -> None:
             case = cooccurrence_case(name, args.T)
             method, rtol, atol = "RK45", 1e-6, 1e-9
         elif name == "ntp":
-            case, method, rtol, atol = ntp_case(300.0), "LSODA", 1e-9, 1e-12
+            case, method, rtol, atol = ntp_case(300.0), "LSODA", 1e-9, 1e-6
+        elif name == "hcl":
+            case, method, rtol, atol = hcl_case(2000.0), "LSODA", 1e-9, 1e-12
         else:
             case, method, rtol, atol = even_pairs_case(1e3), "LSODA", 1e-9, 1e-11
         reference = case.gradflow_run(method="DOP853", rtol=1e-11, atol=1e-14, clock="linear")
-        rows = (gradflow_runs(case, args.rounds, method, rtol, atol)
-                + torch_runs(case, args.rounds, rtol, atol)
-                + jax_runs(case, args.rounds, rtol, atol))
-        base = rows[0]["seconds"]
-        table = []
-        for r in rows:
-            if r.get("skipped"):
-                table.append([r["method"], "—", "—", "—", "—"])
+        runners = (gradflow_runners(case, method, rtol, atol) + torch_runners(case, rtol, atol)
+                   + jax_runners(case, rtol, atol))
+        times = time_rounds(runners, args.rounds)
+        base = times[runners[0].method]
+        rows, table = [], []
+        for r in runners:
+            row = {"method": r.method, "compile": r.compile}
+            if r.failure is not None:
+                table.append([f"{r.method}: {r.failure}", "—", "—", "—", "—"])
+                rows.append({**row, "failure": r.failure})
                 continue
-            r["error"] = relative_error(r.pop("theta"), reference)
-            table.append([r["method"], f"{r['seconds']:.3f}", f"{r['compile']:.2f}",
-                          f"{r['seconds'] / base:.2f}", f"{r['error']:.1e}"])
-        print(f"## {case.name}; rtol {rtol:g}, one thread\n")
-        print(markdown_table(["method", "seconds", "compile s", "time ratio to gradflow",
+            row["error"] = relative_error(r.theta, reference)
+            if r.method in times:  # interleaved rounds: median of the per-round ratios
+                row["seconds_per_round"] = times[r.method]
+                ratios = [t / b for t, b in zip(times[r.method], base, strict=True)]
+                row["ratio_per_round"] = ratios
+                row["seconds"], row["ratio"] = float(np.median(times[r.method])), float(
+                    np.median(ratios))
+                spread = f" ({min(ratios):.2f}–{max(ratios):.2f})"
+            else:  # timed once
+                row["seconds"], row["ratio"] = r.seconds, r.seconds / float(np.median(base))
+                spread = " (one run)"
+            rows.append(row)
+            table.append([r.method, f"{row['seconds']:.3f}", f"{r.compile:.2f}",
+                          f"{row['ratio']:.2f}{spread}", f"{row['error']:.1e}"])
+        print(f"## {case.name}; rtol {rtol:g}, one thread, {args.rounds} interleaved rounds\n")
+        print(markdown_table(["method", "median s", "compile s",
+                              "time ratio to gradflow (median, range over rounds)",
                               "rel. error of θ(T)"], table))
         print()
         grads = gradient_costs(case, case.gradient, args.rounds)
         print(markdown_table(["gradient", "ms", "ratio to gradflow"],
-                             [[g["gradient"], f"{g['ms']:.3f}", f"{g['ms'] / grads[0]['ms']:.2f}"]
+                             [[g["gradient"], f"{g['ms']:.4f}", f"{g['ms'] / grads[0]['ms']:.2f}"]
                               for g in grads]))
         print()
-        report[name] = {"case": case.name, "flow": rows, "gradient": grads}
+        report[name] = {"case": case.name, "rtol": rtol, "atol": atol, "flow": rows,
+                        "gradient": grads}
     print(f"wrote {write_json(args.out, report)}")
 
 
