@@ -197,6 +197,8 @@ def test_blow_up_raises_with_time_and_partial_trajectory(tmp_path):
         ({"observables": {"x": 3}}, "observables"),
         ({"theta0": np.zeros(4)}, "theta0"),
         ({"theta0": np.array([np.nan, 0, 0, 0, 0])}, "finite"),
+        ({"solver_options": {"jacobian_step": 1e-6}}, "jacobian_step"),  # RK45: explicit
+        ({"method": "LSODA", "solver_options": {"jacobian_step": -1.0}}, "jacobian_step"),
     ],
 )
 def test_bad_arguments_raise_argument_error(kwargs, match):

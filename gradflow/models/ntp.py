@@ -553,9 +553,12 @@ def two_stage(
     stay exact after the raw loss underflows.
 
     The default solver is LSODA at rtol 1e-9, atol 1e-6 (entries of W that stay near 0 while
-    others grow like t made atol 1e-12 force tiny steps beyond t ≈ 1e6; with 1e-6 the flow
-    reaches t = 1e8 in ~0.2 s, and fails cleanly with a SolverError near t ≈ 6e8, where the
-    direction error ~1/t meets rtol). The normalised flow near the max-margin direction
+    others grow like t made atol 1e-12 force tiny steps beyond t ≈ 1e6) with its Jacobian by
+    forward differences of absolute step 1e-6 (``solver_options={"jacobian_step": 1e-6}``):
+    LSODA's own increments are relative to |W| ~ t, and past t ≈ 6e8 they exceed the O(1)
+    scale on which the normalised field varies, so its Newton iteration stopped converging
+    ("repeated convergence failures"). With the absolute step stage 2 reaches t = 1e10 in
+    ~0.2 s. The normalised flow near the max-margin direction
     is mildly stiff (transverse deviations relax at an O(1) rate while W moves at unit speed),
     so explicit RK45 is stability-limited to O(1) steps (~95,000 evaluations to t = 2e4 on the
     fixture) while LSODA switches to its stiff mode (~1,700; ``scripts/bench_ntp.py``). The
@@ -588,6 +591,9 @@ def two_stage(
     stage1_data = data.stage1()
     theta = model.init(preset="zero") if theta0 is None else np.array(theta0, dtype=float)
     options = {"rtol": 1e-9, "atol": 1e-6, "method": "LSODA", **simulate_kwargs}
+    if options["method"] in ("LSODA", "BDF", "Radau"):
+        options["solver_options"] = {"jacobian_step": 1e-6,
+                                     **(options.get("solver_options") or {})}
     stage1 = simulate(
         model.objective(stage1_data), theta, T0, normalize=normalize, rates={"W_kq": 0.0},
         record_at=log_grid(T0, per_decade=per_decade),
