@@ -84,6 +84,11 @@ class FeatureTask:
         return np.exp(log_w)
 
     @cached_property
+    def squared_counts(self) -> np.ndarray:
+        """:attr:`counts` squared (the gradient's second moments), shape (C, K)."""
+        return np.asarray(self.counts, dtype=float) ** 2
+
+    @cached_property
     def log_counts(self) -> np.ndarray:
         with np.errstate(divide="ignore"):
             return np.log(self.counts)
@@ -207,7 +212,7 @@ class FeatureICL(Model):
         own = np.diagonal(E).copy()  # e^{s_kk − max}
         E_off = E - np.diag(own)  # off-target features only
         counts = data.counts  # (C, K)
-        squares = counts * counts
+        squares = data.squared_counts
         off = E_off.T @ counts.T  # Σ_{n≠k} c_n E_nk, (k, C)
         if data.include_query:
             off = off + own[:, None]  # the query token is off-target (label 0)
