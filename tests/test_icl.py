@@ -218,15 +218,22 @@ def test_yhlc_gradient_and_loss_against_monte_carlo():
 def test_yhlc_gap_falls_geometrically_and_implements_ridge():
     """H = N = 4 heads: the gap L − inf L falls geometrically with a fitted rate stable across
     four windows within 10%; at the end the model's predictions equal the ridge predictor's
-    (penalty mτ) on fresh and out-of-distribution task vectors."""
+    (penalty mτ) on fresh and out-of-distribution task vectors.
+
+    The fit uses only records whose gap the solver resolves: near the minimum the gap is
+    quadratic in the state error e, so a state error of atol changes it by ~2·atol·√gap,
+    a relative error of 2·atol/√gap; records with gap < (200·atol)² (relative error > 1 %)
+    are below that floor (the last ones, gap ~1e-23 at t ~ 1000)."""
     task = rp.make_dataset(rng=0)
     model = rp.RepresentationTransformer(task.d, task.K, 4)
     traj = gradflow.simulate(model.objective(task), model.init(rng=1), 1000.0,
                              method="LSODA", rtol=1e-10, atol=1e-12,
                              record_at=np.linspace(0, 1000, 21),
                              observables=model.observables(task))
-    t, gap = traj.t, traj.observables["gap"]
-    rates = [np.polyfit(t[i:i + 5], np.log(gap[i:i + 5]), 1)[0] for i in (4, 8, 12, 16)]
+    resolved = traj.observables["gap"] >= (200 * 1e-12) ** 2
+    t, gap = traj.t[resolved][4:], traj.observables["gap"][resolved][4:]  # past the transient
+    rates = [np.polyfit(tw, np.log(gw), 1)[0]
+             for tw, gw in zip(np.array_split(t, 4), np.array_split(gap, 4), strict=True)]
     assert max(rates) < 0 and (max(rates) - min(rates)) / abs(np.mean(rates)) < 0.10
     assert traj.observables["ridge_error"][-1] < 1e-20
     assert traj.observables["ridge_error_ood"][-1] < 1e-18
