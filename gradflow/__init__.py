@@ -2,34 +2,49 @@
 
 from gradflow.errors import (
     ArgumentError,
+    BlowUpError,
+    BudgetExceededError,
     CheckpointError,
     GradflowError,
+    GradientUnderflowError,
     InfeasibleError,
     NonFiniteError,
+    ObservableError,
     SolverError,
+    StallError,
+    StiffnessError,
 )
 from gradflow.events import Event
 from gradflow.flow import METHODS, log_grid, simulate
 from gradflow.gradcheck import GradientCheck, check_gradient, directional_derivative
 from gradflow.layout import Layout
 from gradflow.maxmargin import MaxMarginSolution, solve_max_margin
-from gradflow.objective import ModelObjective, Objective
+from gradflow.model import Model
+from gradflow.objective import ModelObjective, Objective, ScaledObjective
 from gradflow.trajectory import Trajectory
 
 __all__ = [
     "METHODS",
     "ArgumentError",
+    "BlowUpError",
+    "BudgetExceededError",
     "CheckpointError",
     "Event",
     "GradflowError",
     "GradientCheck",
+    "GradientUnderflowError",
     "InfeasibleError",
     "Layout",
     "MaxMarginSolution",
+    "Model",
     "ModelObjective",
     "NonFiniteError",
     "Objective",
+    "ObservableError",
+    "ScaledObjective",
     "SolverError",
+    "StallError",
+    "StiffnessError",
     "Trajectory",
     "check_gradient",
     "directional_derivative",

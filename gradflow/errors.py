@@ -11,11 +11,17 @@ from typing import Any
 
 __all__ = [
     "ArgumentError",
+    "BlowUpError",
+    "BudgetExceededError",
     "CheckpointError",
     "GradflowError",
+    "GradientUnderflowError",
     "InfeasibleError",
     "NonFiniteError",
+    "ObservableError",
     "SolverError",
+    "StallError",
+    "StiffnessError",
 ]
 
 
@@ -60,5 +66,60 @@ class NonFiniteError(_IntegrationError):
     """The state or its time derivative became NaN or infinite."""
 
 
+class ObservableError(_IntegrationError):
+    """An observable or event function raised, or returned a value that cannot be recorded
+    (not numeric, or a shape other than the one it had at the first record time)."""
+
+
 class SolverError(_IntegrationError):
-    """The ODE solver failed (for instance the step size fell below machine spacing)."""
+    """The ODE solver failed (for instance the step size fell below machine spacing).
+
+    The subclasses name *why* an integration ended early; every one carries ``.t`` and the
+    partial ``.trajectory`` (saved as ``partial.npz`` when checkpointing).
+    """
+
+
+class BudgetExceededError(SolverError):
+    """The work limit of :func:`gradflow.simulate` ran out before ``t_end``.
+
+    Attributes
+    ----------
+    budget : {"max_nfev", "max_wall_time"}
+        Which limit was reached.
+    """
+
+    def __init__(self, message: str, *, t: float, trajectory: Any = None, budget: str = ""):
+        super().__init__(message, t=t, trajectory=trajectory)
+        self.budget = budget
+
+
+class StiffnessError(BudgetExceededError):
+    """The budget ran out while an explicit method was taking steps at its stability limit:
+    the flow is stiff, and an implicit method (or ``method="auto"``) is needed."""
+
+
+class StallError(SolverError):
+    """The solver stopped advancing: accepted steps that no longer move t."""
+
+
+class BlowUpError(SolverError):
+    """The state grows without bound as t approaches a finite time (a finite-time blow-up),
+    and the solver cannot step past it."""
+
+
+class GradientUnderflowError(SolverError):
+    """A normalised flow's gradient underflowed: its direction is no longer represented in
+    float64, and dividing a zero (or subnormal) vector by its norm would freeze the flow.
+
+    The remedy is the scaled-gradient hook (``Model.scaled_grad``, ``Objective.
+    scaled_gradient``): return the gradient with its largest exponential factored out.
+
+    Attributes
+    ----------
+    block : str
+        The block (``"block"`` normalisation) or ``"*"`` (``"global"``) that underflowed.
+    """
+
+    def __init__(self, message: str, *, t: float, trajectory: Any = None, block: str = ""):
+        super().__init__(message, t=t, trajectory=trajectory)
+        self.block = block

@@ -9,9 +9,9 @@ import numpy as np
 from gradflow.layout import Layout
 
 if TYPE_CHECKING:
-    from gradflow.models.base import Model
+    from gradflow.model import Model
 
-__all__ = ["ModelObjective", "Objective"]
+__all__ = ["ModelObjective", "Objective", "ScaledObjective"]
 
 
 @runtime_checkable
@@ -42,6 +42,22 @@ class Objective(Protocol):
         ...
 
 
+@runtime_checkable
+class ScaledObjective(Objective, Protocol):
+    """An :class:`Objective` that can also return its gradient with the largest exponential
+    factored out of each block.
+
+    Normalised flows use :meth:`scaled_gradient` instead of ``gradient``: dividing by the
+    norm removes the factor, so the direction stays defined after the plain gradient
+    underflows (cross-entropy on separable data, late in training). Every
+    :class:`ModelObjective` is one (the model's ``scaled_grad`` has a default).
+    """
+
+    def scaled_gradient(self, theta: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """``(g, log_scales)``: block b of ∇L(θ) is ``exp(log_scales[b]) * g[b]``."""
+        ...
+
+
 class ModelObjective:
     """Bind a model to a dataset, exposing the :class:`Objective` protocol on flat vectors.
 
@@ -63,7 +79,7 @@ class ModelObjective:
         self.layout = model.layout
 
     def __repr__(self) -> str:
-        return f"ModelObjective({self.model!r}, n={self.model.n_samples(self.data)})"
+        return f"ModelObjective({self.model!r})"
 
     def params(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Views of the named blocks of ``theta``."""
@@ -79,16 +95,7 @@ class ModelObjective:
         return self.layout.pack(self.model.grad(self.layout.unpack(theta), self.data))
 
     def scaled_gradient(self, theta: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
-        """The gradient with each block divided by a positive factor, and the factors' logs.
-
-        Block b of the true gradient is ``exp(log_scales[b]) * g[b]``. Models whose gradients
-        are exponentially small late in training (cross-entropy on separable data) implement
-        ``scaled_grad`` to factor out the largest exponential, so that a *normalised* flow keeps
-        its direction after the raw gradient underflows; other models return scales of 0.
-        """
-        params = self.layout.unpack(theta)
-        scaled = getattr(self.model, "scaled_grad", None)
-        if scaled is None:
-            return self.gradient(theta), dict.fromkeys(self.layout.names, 0.0)
-        blocks, log_scales = scaled(params, self.data)
-        return self.layout.pack(blocks), log_scales
+        """The gradient with each block divided by a positive factor, and the factors' logs
+        (:class:`ScaledObjective`): the model's ``scaled_grad`` (contract rule 9), packed."""
+        blocks, log_scales = self.model.scaled_grad(self.layout.unpack(theta), self.data)
+        return self.layout.pack(blocks), {k: float(log_scales[k]) for k in self.layout.names}

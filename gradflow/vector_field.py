@@ -11,11 +11,36 @@ import numpy as np
 
 from gradflow.errors import ArgumentError
 from gradflow.layout import Layout
-from gradflow.objective import Objective
+from gradflow.objective import Objective, ScaledObjective
 
-__all__ = ["Clock", "RateSchedule", "VectorField"]
+__all__ = ["UNDERFLOW_NORM", "Clock", "GradientUnderflow", "RateSchedule", "VectorField"]
 
 Normalize = Literal["global", "block"] | None
+
+UNDERFLOW_NORM = float(np.finfo(float).tiny / np.finfo(float).eps)
+"""≈ 1.0e-292. A normalised block's gradient with a smaller norm has lost its direction:
+the entries that carry its last digits (≈ ε·norm) lie in the subnormal range, where float64
+keeps fewer than 53 bits, and at 0 the direction is gone."""
+
+
+def _norm(v: np.ndarray) -> float:
+    """‖v‖₂ without underflow: ``sqrt(v @ v)`` is 0 once the entries fall below ~1e-154
+    (their squares underflow), long before the vector itself loses its direction."""
+    top = float(np.max(np.abs(v))) if v.size else 0.0
+    if top == 0.0 or not np.isfinite(top):
+        return top
+    u = v / top
+    return top * float(np.sqrt(u @ u))
+
+
+class GradientUnderflow(Exception):
+    """Raised inside the right-hand side when a normalised block's gradient underflowed;
+    :func:`gradflow.simulate` turns it into :class:`~gradflow.errors.GradientUnderflowError`
+    with the time and the partial trajectory."""
+
+    def __init__(self, block: str, norm: float, loss: float):
+        super().__init__(block, norm, loss)
+        self.block, self.norm, self.loss = block, norm, loss
 
 
 @dataclass(frozen=True)
@@ -125,8 +150,19 @@ class VectorField:
         Rates in force on this piece (missing blocks: 1).
     normalize : {None, "global", "block"}
         ``"block"``: each block's gradient is divided by its own norm (dW/dt = −∇_W L/‖∇_W L‖);
-        ``"global"``: the gradient over the blocks with non-zero rate is divided by its norm. A
-        zero gradient stays zero. Rates multiply after normalising.
+        ``"global"``: the gradient over the blocks with non-zero rate is divided by its norm.
+        Rates multiply after normalising.
+
+    Notes
+    -----
+    A normalised unit (a block, or all trained blocks) whose gradient norm is below
+    :data:`UNDERFLOW_NORM` raises :class:`GradientUnderflow`: its direction is lost, and
+    dividing by the norm would freeze the flow while the solver reports success. The one
+    exception is a gradient that is *exactly* zero while the loss is an ordinary number
+    (|L| ≥ UNDERFLOW_NORM): a stationary point of that unit (e.g. a block that a symmetric
+    initialisation leaves at zero), which stays put. Objectives that are a
+    :class:`~gradflow.objective.ScaledObjective` are evaluated through ``scaled_gradient``
+    under normalisation, so their direction survives where the plain gradient underflows.
     """
 
     def __init__(
@@ -145,12 +181,13 @@ class VectorField:
                 self.rate[layout.slices[name]] = value
         else:
             self.rate = None
-        self.active = [layout.slices[k] for k in layout.names if rates.get(k, 1.0) > 0]
+        self.active_names = [k for k in layout.names if rates.get(k, 1.0) > 0]
+        self.active = [layout.slices[k] for k in self.active_names]
 
     def _scaled_gradient(self, theta: np.ndarray) -> np.ndarray:
-        """The gradient up to one positive factor per block (exact when the objective has no
-        ``scaled_gradient``); normalisation removes the factor."""
-        if not hasattr(self.objective, "scaled_gradient"):
+        """The gradient up to one positive factor per block (exact when the objective is no
+        :class:`ScaledObjective`); normalisation removes the factor."""
+        if not isinstance(self.objective, ScaledObjective):
             return np.array(self.objective.gradient(theta), dtype=float)
         g, log_scales = self.objective.scaled_gradient(theta)
         g = np.array(g, dtype=float)
@@ -169,17 +206,32 @@ class VectorField:
         else:
             g = self._scaled_gradient(theta)
         if self.normalize == "block":
-            for s in self.block_slices:
-                norm = np.sqrt(g[s] @ g[s])
+            for name, s in zip(self.objective.layout.names, self.block_slices, strict=True):
+                norm = _norm(g[s])
+                if norm < UNDERFLOW_NORM and s in self.active:
+                    self._check_underflow(name, norm, theta)
                 if norm > 0:
                     g[s] /= norm
         elif self.normalize == "global":
-            norm = np.sqrt(sum(g[s] @ g[s] for s in self.active))
+            norm = _norm(np.concatenate([g[s] for s in self.active])) if self.active else 0.0
+            if norm < UNDERFLOW_NORM and self.active:
+                self._check_underflow("*", norm, theta)
             if norm > 0:
                 g /= norm
         if self.rate is not None:
             g *= self.rate
         return g
+
+    def _check_underflow(self, block: str, norm: float, theta: np.ndarray) -> None:
+        """Raise :class:`GradientUnderflow` unless ``norm`` is an exact zero at an ordinary
+        loss value (a stationary point of the unit; see the class notes)."""
+        if norm == 0.0:
+            loss = float(np.real(self.objective.value(theta)))
+            if abs(loss) >= UNDERFLOW_NORM:
+                return
+        else:
+            loss = float("nan")  # not needed: a subnormal norm is an underflow whatever L is
+        raise GradientUnderflow(block, float(norm), loss)
 
     def __call__(self, tau: float, theta: np.ndarray) -> np.ndarray:
         g = self.direction(theta)

@@ -1,4 +1,4 @@
-"""One module per paper; each meets the contract of :class:`gradflow.models.base.Model`."""
+"""One module per paper; each meets the contract of :class:`gradflow.model.Model`."""
 
 from gradflow.models import (
     cooccurrence,
@@ -8,7 +8,7 @@ from gradflow.models import (
     representation_icl,
     softmax_icl,
 )
-from gradflow.models.base import Model
+from gradflow.model import Model
 
 __all__ = [
     "Model",

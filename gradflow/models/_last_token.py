@@ -9,7 +9,7 @@ import numpy as np
 
 from gradflow.errors import ArgumentError
 from gradflow.layout import Layout
-from gradflow.models.base import Model
+from gradflow.model import Model
 from gradflow.numerics import log_softmax
 
 __all__ = ["LastTokenModel", "padding_mask"]

@@ -26,7 +26,7 @@ import numpy as np
 from gradflow.errors import ArgumentError
 from gradflow.events import Event
 from gradflow.layout import Layout
-from gradflow.models.base import Model, Observable
+from gradflow.model import Model, Observable
 from gradflow.numerics import logistic_loss, scatter_add, sigmoid, softmax
 
 __all__ = [

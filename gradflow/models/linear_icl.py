@@ -21,7 +21,7 @@ import numpy as np
 
 from gradflow.errors import ArgumentError
 from gradflow.layout import Layout
-from gradflow.models.base import Model, Observable
+from gradflow.model import Model, Observable
 
 __all__ = [
     "LinearICLFull",

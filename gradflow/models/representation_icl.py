@@ -22,7 +22,7 @@ import numpy as np
 
 from gradflow.errors import ArgumentError
 from gradflow.layout import Layout
-from gradflow.models.base import Model, Observable
+from gradflow.model import Model, Observable
 from gradflow.numerics import softmax
 
 __all__ = ["RepresentationTask", "RepresentationTransformer", "make_dataset", "ridge"]

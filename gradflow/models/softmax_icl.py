@@ -23,7 +23,7 @@ from scipy.special import gammaln
 from gradflow.errors import ArgumentError
 from gradflow.events import Event
 from gradflow.layout import Layout
-from gradflow.models.base import Model, Observable
+from gradflow.model import Model, Observable
 
 __all__ = ["BalancedICL", "FeatureICL", "FeatureTask", "count_vectors", "make_dataset"]
 

@@ -43,6 +43,14 @@ class Model(ABC):
        theorems speak about; named events (e.g. ``phase1_end(data)``) return
        :class:`gradflow.Event` objects.
     8. :meth:`check_data` rejects a dataset that does not fit the model, naming the field.
+    9. :meth:`scaled_grad` ``(params, data) -> (blocks, log_scales)`` — optional, with a
+       default: the gradient with one positive factor taken out of each block, block b of
+       the true gradient being ``exp(log_scales[b]) * blocks[b]``. The default is
+       ``(grad, 0)``. A model whose gradient becomes exponentially small (cross-entropy or
+       logistic losses on separable data) overrides it to factor out the largest
+       exponential; normalised flows (``simulate(..., normalize=...)``) then keep their
+       direction after the plain gradient underflows. Without it such a flow ends with
+       :class:`~gradflow.errors.GradientUnderflowError` instead of freezing.
 
     :meth:`objective` then binds the model to a dataset for :func:`gradflow.simulate`.
     """
@@ -72,9 +80,20 @@ class Model(ABC):
     def check_data(self, data: Any) -> None:
         """Raise :class:`~gradflow.errors.ArgumentError` if ``data`` does not fit the model."""
 
-    @abstractmethod
-    def n_samples(self, data: Any) -> int:
-        """Number of training samples in ``data``."""
+    def scaled_grad(
+        self, params: dict[str, np.ndarray], data: Any
+    ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """The gradient with a positive factor taken out of each block (contract rule 9).
+
+        Returns
+        -------
+        blocks : dict of str to ndarray
+            One array per block of :attr:`layout`.
+        log_scales : dict of str to float
+            Block b of the true gradient is ``exp(log_scales[b]) * blocks[b]``; ``-inf``
+            marks a block that is exactly zero. The default returns :meth:`grad` and zeros.
+        """
+        return self.grad(params, data), dict.fromkeys(self.layout.names, 0.0)
 
     def loss(self, params: dict[str, np.ndarray], data: Any) -> Any:
         """The training loss: the mean of :meth:`sample_losses`."""
