@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -11,32 +12,50 @@ import numpy as np
 from scipy import integrate, optimize
 
 from gradflow.checkpoint import CheckpointStore, fingerprint
-from gradflow.errors import ArgumentError, NonFiniteError, SolverError
+from gradflow.errors import (
+    ArgumentError,
+    BlowUpError,
+    BudgetExceededError,
+    GradientUnderflowError,
+    NonFiniteError,
+    ObservableError,
+    SolverError,
+    StallError,
+    StiffnessError,
+)
 from gradflow.events import Event
 from gradflow.objective import Objective
+from gradflow.solvers import (
+    AUTO_IMPLICIT,
+    FALLBACK,
+    IMPLICIT,
+    MAX_DENSE_JACOBIAN_STATE,
+    METHODS,
+    STABILITY_LIMIT,
+    STIFF_WINDOW,
+    auto_method,
+    finite_difference_jacobian,
+)
 from gradflow.trajectory import Trajectory, to_jsonable
-from gradflow.vector_field import Clock, Normalize, RateSchedule, VectorField
+from gradflow.vector_field import Clock, GradientUnderflow, Normalize, RateSchedule, VectorField
 
-__all__ = ["METHODS", "log_grid", "simulate"]
+__all__ = ["DEFAULT_MAX_NFEV", "DEFAULT_MAX_WALL_TIME", "METHODS", "log_grid", "simulate"]
 
-METHODS: dict[str, type[integrate.OdeSolver]] = {
-    "RK45": integrate.RK45,
-    "RK23": integrate.RK23,
-    "DOP853": integrate.DOP853,
-    "Radau": integrate.Radau,
-    "BDF": integrate.BDF,
-    "LSODA": integrate.LSODA,
-}
-"""The ``scipy.integrate`` solver classes ``simulate`` accepts, by name."""
-
-IMPLICIT = {"Radau", "BDF", "LSODA"}
-MAX_DENSE_JACOBIAN_STATE = 2000
-"""Largest state for which an implicit method may build a dense finite-difference Jacobian
-(2000² float64 = 32 MB). At the co-occurrence paper size (57,344 entries) LSODA's dense
-Jacobian would need 24.5 GiB."""
 CHECKPOINT_SECONDS = 60.0
 """With ``checkpoint=``, also save when this much wall time passed since the last save."""
-
+DEFAULT_MAX_NFEV = 200_000
+"""Default evaluation budget of :func:`simulate`: every call of the objective's gradient
+(solver stages, Jacobian columns, start checks). The experiments' flows to t = 1e8-1e10 take
+10²-10⁴ (``docs/performance.md``); 200,000 is ~20× the largest, and at the co-occurrence
+paper size (~3 ms an evaluation) about ten minutes."""
+DEFAULT_MAX_WALL_TIME = 3600.0
+"""Default wall-time budget of :func:`simulate`, in seconds (one hour)."""
+STALL_STEPS = 10
+"""Consecutive accepted steps that leave τ unchanged (or move it by less than 1e-12·|τ|)
+after which the solver is said to have stalled."""
+BLOW_UP_GROWTH = 1e6
+"""A stall or failure while ‖θ‖ grew by this factor over the last :data:`STIFF_WINDOW`
+steps is reported as a finite-time blow-up."""
 
 def log_grid(
     t_end: float, t_start: float = 0.0, per_decade: int = 10, t_min: float | None = None
@@ -91,8 +110,109 @@ def _decade(t: float) -> float:
     return np.floor(np.log10(t)) if t > 0 else -np.inf
 
 
+
+class _OutOfBudget(Exception):
+    def __init__(self, budget: str):
+        super().__init__(budget)
+        self.budget = budget
+
+
+class _UserFunctionFailure(Exception):
+    """An observable or event raised or returned something that cannot be recorded."""
+
+    def __init__(self, kind: str, name: str, t: float, what: str):
+        super().__init__(f"{kind} {name!r} {what} at t={t:.6g}")
+        self.kind, self.name, self.t, self.what = kind, name, t, what
+
+
+class _Meter:
+    """Counts every evaluation of the right-hand side and enforces the work limits."""
+
+    def __init__(self, counters: dict[str, Any], max_nfev: float, max_wall_time: float):
+        self.counters = counters
+        self.max_nfev = max_nfev
+        self.deadline = time.perf_counter() + max_wall_time - counters["wall_time"]
+
+    def wrap(self, field: VectorField) -> Callable[[float, np.ndarray], np.ndarray]:
+        counters = self.counters
+
+        def metered(tau: float, theta: np.ndarray) -> np.ndarray:
+            counters["nfev"] += 1
+            if counters["nfev"] > self.max_nfev:
+                raise _OutOfBudget("max_nfev")
+            if time.perf_counter() > self.deadline:
+                raise _OutOfBudget("max_wall_time")
+            return field(tau, theta)
+
+        return metered
+
+
+class _StepMonitor:
+    """Watches accepted steps: stalls, blow-ups and an explicit method at its stability limit.
+
+    Stiffness is Hairer's test for explicit Runge–Kutta methods (Hairer & Wanner, *Solving
+    Ordinary Differential Equations II*, §IV.2): ρ = ‖k_new − k_s‖/‖θ_new − θ_s‖, from the
+    last stage k_s (at θ_s) and the derivative at the new state, estimates the Jacobian's
+    spectral radius where the stages probe it; h·ρ near the stability limit means the step
+    size is set by stability, not accuracy. It costs no evaluation (the solver keeps its
+    stages). ``reference`` is max|θ| at the last record time, against which a stall or a
+    failure is judged a blow-up.
+    """
+
+    def __init__(self, method: str, reference: float):
+        self.limit = STABILITY_LIMIT.get(method)
+        self.frozen = 0
+        self.reference = reference
+        self.latest = reference
+        self.recent: deque[float] = deque(maxlen=STIFF_WINDOW)  # max|θ| of the last steps
+        self.h_rho: deque[float] = deque(maxlen=STIFF_WINDOW)
+
+    def after_step(self, solver, tau_old: float, theta_old: np.ndarray) -> str | None:
+        """``"stall"``, ``"blow-up"``, ``"stiff"`` or None after one accepted step."""
+        self.latest = float(np.max(np.abs(solver.y)))
+        self.recent.append(self.latest)
+        moved = solver.t - tau_old
+        self.frozen = self.frozen + 1 if moved <= 1e-12 * abs(solver.t) else 0
+        if self.frozen >= STALL_STEPS:
+            return "blow-up" if self.growth() >= BLOW_UP_GROWTH else "stall"
+        if self.limit is not None:
+            s = solver.n_stages - 1
+            theta_s = theta_old + moved * (solver.A[s, :s] @ solver.K[:s])
+            dy = solver.y - theta_s
+            dy_norm = float(np.sqrt(dy @ dy))
+            if dy_norm > 0:
+                dk = solver.K[solver.n_stages] - solver.K[s]
+                self.h_rho.append(moved * float(np.sqrt(dk @ dk)) / dy_norm)
+            if self.stiff():
+                return "stiff"
+        return None
+
+    def growth(self) -> float:
+        """max|θ| now over the smaller of max|θ| at the last record time and
+        :data:`STIFF_WINDOW` steps ago (≥ 1 means growing)."""
+        before = min(self.reference, self.recent[0]) if self.recent else self.reference
+        if before > 0:
+            return self.latest / before
+        return np.inf if self.latest > 0 else 1.0
+
+    def stiff(self) -> bool:
+        return (self.limit is not None and len(self.h_rho) == STIFF_WINDOW
+                and float(np.median(self.h_rho)) >= 0.5 * self.limit)
+
+    def describe_stiffness(self) -> str:
+        if not self.h_rho:
+            return ""
+        return (f"median h·ρ = {np.median(self.h_rho):.2g} over the last {len(self.h_rho)} "
+                f"steps, against a stability limit of ≈{self.limit}")
+
+
 class _Recorder:
-    """Collects θ and observables at the record grid; hands out finished segments."""
+    """Collects θ and observables at the record grid; hands out finished segments.
+
+    Observables are validated as they are recorded: each must return a number or a numeric
+    array, and keep the shape it had at the first record time; a row is appended only when
+    every observable gave a valid value, so a failure leaves the recorded rows consistent.
+    """
 
     def __init__(self, observables: Mapping[str, Callable], store_theta: bool):
         self.observables = dict(observables)
@@ -100,21 +220,43 @@ class _Recorder:
         self.rows: dict[str, list[Any]] = {"t": [], **{f"obs/{k}": [] for k in observables}}
         if store_theta:
             self.rows["theta"] = []
+        self.shapes: dict[str, tuple[int, ...]] = {}
         self.saved = 0  # rows already written to checkpoint segments
 
     def __len__(self) -> int:
         return len(self.rows["t"])
 
+    def _value(self, name: str, fn: Callable, t: float, theta: np.ndarray) -> np.ndarray:
+        try:
+            value = np.asarray(fn(theta))
+        except Exception as exc:
+            raise _UserFunctionFailure(
+                "observable", name, t, f"raised {type(exc).__name__}: {exc}") from exc
+        if value.dtype.kind not in "biufc":
+            raise _UserFunctionFailure(
+                "observable", name, t,
+                f"returned a value of dtype {value.dtype} ({type(fn(theta)).__name__}); "
+                "observables must return numbers or numeric arrays")
+        expected = self.shapes.setdefault(name, value.shape)
+        if value.shape != expected:
+            raise _UserFunctionFailure(
+                "observable", name, t,
+                f"returned shape {value.shape}, but shape {expected} at the first record time")
+        return value
+
     def add(self, t: float, theta: np.ndarray) -> None:
+        values = {name: self._value(name, fn, t, theta) for name, fn in self.observables.items()}
         self.rows["t"].append(float(t))
         if self.store_theta:
             self.rows["theta"].append(np.array(theta, dtype=float))
-        for name, fn in self.observables.items():
-            self.rows[f"obs/{name}"].append(np.asarray(fn(theta)))
+        for name, value in values.items():
+            self.rows[f"obs/{name}"].append(value)
 
     def extend(self, segment: Mapping[str, np.ndarray]) -> None:
         for key, values in segment.items():
             self.rows[key].extend(list(values))
+            if key.startswith("obs/") and len(values):
+                self.shapes.setdefault(key[4:], np.shape(values[0]))
         self.saved = len(self)
 
     def unsaved(self) -> dict[str, np.ndarray] | None:
@@ -131,14 +273,33 @@ class _Recorder:
         return t, theta, obs
 
 
+def _event_value(event: Event, theta: np.ndarray, t: float) -> float:
+    """``event.function(θ)`` as a float; raises :class:`_UserFunctionFailure` otherwise."""
+    try:
+        raw = event.function(theta)
+    except Exception as exc:
+        raise _UserFunctionFailure(
+            "event", event.name, t, f"raised {type(exc).__name__}: {exc}") from exc
+    value = np.asarray(raw)
+    if value.shape != () or value.dtype.kind not in "biuf":
+        raise _UserFunctionFailure(
+            "event", event.name, t,
+            f"returned {type(raw).__name__} of shape {value.shape} and dtype {value.dtype}; "
+            "an event function must return a real number")
+    value = float(value)
+    if np.isnan(value):
+        raise _UserFunctionFailure("event", event.name, t, "returned NaN (it could never fire)")
+    return value
+
+
 class _Run:
     """One call of :func:`simulate`: the solver loop with recording, events and checkpoints."""
 
     def __init__(self, objective, theta0, grid, clock, method, solver_kwargs, schedule, normalize,
-                 recorder, events, breaks, t_start, t_end, store, progress, config):
+                 recorder, events, breaks, t_start, t_end, store, progress, config, budgets):
         self.objective = objective
         self.clock = clock
-        self.method = method
+        self.requested = method
         self.solver_kwargs = solver_kwargs
         self.schedule = schedule
         self.normalize = normalize
@@ -152,17 +313,27 @@ class _Run:
         self.piece_tau = [clock.tau(t) for t in self.piece_t]
         self.theta0 = theta0
         self.progress = progress
+        self.budgets = budgets
         self.crossings: dict[str, list[float]] = {e.name: [] for e in events}
         self.counters = {"nfev": 0, "njev": 0, "nlu": 0, "steps": 0, "wall_time": 0.0}
+        self.switches: list[dict[str, Any]] = []
         self.status = "running"
+        self.stop_reason = "running"
+
+    @property
+    def auto(self) -> bool:
+        return self.requested == "auto"
 
     # ------------------------------------------------------------------ state
 
     def _fresh_state(self) -> dict[str, Any]:
         theta = np.array(self.theta0, dtype=float)
-        self.recorder.add(self.grid_t[0], theta)
+        t0 = float(self.grid_t[0])
+        self.recorder.add(t0, theta)
+        method = auto_method(theta.size) if self.auto else self.requested
         return {"piece": 0, "tau": self.piece_tau[0], "theta": theta, "h": None, "next": 1,
-                "event_values": [float(e.function(theta)) for e in self.events], "resumed": 0}
+                "event_values": [_event_value(e, theta, t0) for e in self.events],
+                "resumed": 0, "method": method}
 
     def _restore(self, saved: dict[str, Any]) -> dict[str, Any]:
         info, arrays = saved["info"], saved["arrays"]
@@ -171,10 +342,14 @@ class _Run:
         self.crossings = {k: list(v) for k, v in info["crossings"].items()}
         self.counters = info["counters"]
         self.status = info["status"]
+        self.stop_reason = info.get("stop_reason", "finished" if self.status != "running"
+                                    else "running")
+        self.switches = list(info.get("switches", []))
         self.segment_index = info["n_segments"]
         return {"piece": info["piece"], "tau": info["tau"], "theta": arrays["theta"],
                 "h": info["h"], "next": info["next"],
-                "event_values": list(arrays["event_values"]), "resumed": info["resumed"] + 1}
+                "event_values": list(arrays["event_values"]), "resumed": info["resumed"] + 1,
+                "method": info.get("method", self.requested)}
 
     def _checkpoint(self, state: dict[str, Any]) -> None:
         if self.store is None:
@@ -185,7 +360,8 @@ class _Run:
         info = {
             "piece": state["piece"], "tau": state["tau"], "h": state["h"], "next": state["next"],
             "crossings": self.crossings, "counters": self.counters, "status": self.status,
-            "n_segments": self.segment_index, "resumed": state["resumed"],
+            "stop_reason": self.stop_reason, "n_segments": self.segment_index,
+            "resumed": state["resumed"], "method": state["method"], "switches": self.switches,
         }
         arrays = {"theta": state["theta"],
                   "event_values": np.asarray(state["event_values"], dtype=float)}
@@ -197,53 +373,93 @@ class _Run:
     def execute(self) -> Trajectory:
         self.segment_index = 0
         saved = self.store.load_state() if self.store is not None else None
-        state = self._restore(saved) if saved is not None else self._fresh_state()
-        self.last_save = time.perf_counter()
-        start = time.perf_counter()
-        wall0 = self.counters["wall_time"]
-        bar = _progress_bar(self.progress, len(self.grid_t), state["next"], self.grid_t[-1])
+        self.started = time.perf_counter()
+        self.wall0 = saved["info"]["counters"]["wall_time"] if saved is not None else 0.0
+        state = None
         try:
-            while self.status == "running" and state["piece"] < len(self.piece_t) - 1:
-                self._integrate_piece(state, bar, start, wall0)
-            if self.status == "running":
-                self.status = "finished"
-        finally:
-            self.counters["wall_time"] = wall0 + time.perf_counter() - start
-            if bar is not None:
-                bar.close()
+            state = self._restore(saved) if saved is not None else self._fresh_state()
+            self.last_save = time.perf_counter()
+            self.meter = _Meter(self.counters, *self.budgets)
+            bar = _progress_bar(self.progress, len(self.grid_t), state["next"], self.grid_t[-1])
+            try:
+                while self.status == "running" and state["piece"] < len(self.piece_t) - 1:
+                    self._integrate_piece(state, bar)
+                if self.status == "running":
+                    self.status = self.stop_reason = "finished"
+            finally:
+                self._clock_in()
+                if bar is not None:
+                    bar.close()
+        except _UserFunctionFailure as exc:
+            self._fail_user_function(state, exc)
         self._checkpoint(state)
         return self._trajectory(state)
 
-    def _integrate_piece(self, state, bar, start, wall0) -> None:
+    def _clock_in(self) -> None:
+        self.counters["wall_time"] = self.wall0 + time.perf_counter() - self.started
+
+    def _make_solver(self, metered, state: dict[str, Any], tau_end: float):
+        method = state["method"]
+        kwargs = dict(self.solver_kwargs)
+        step = kwargs.pop("jacobian_step", None)
+        if method == "LSODA" and "jac" not in kwargs and not {"lband", "uband"} & set(kwargs):
+            # LSODA's own increments are relative to |θ_j|: see solvers.jacobian_increment
+            kwargs["jac"] = finite_difference_jacobian(metered, step)
+        elif step is not None and method in IMPLICIT:
+            kwargs["jac"] = finite_difference_jacobian(metered, step)
+        if method not in IMPLICIT:
+            for key in ("jac", "jac_sparsity", "lband", "uband", "jacobian_step"):
+                kwargs.pop(key, None)
+        if state["h"] is not None:
+            kwargs["first_step"] = min(state["h"], tau_end - state["tau"])
+        return METHODS[method](metered, state["tau"], state["theta"], tau_end, **kwargs)
+
+    def _switch(self, state: dict[str, Any], to: str, why: str) -> None:
+        self.switches.append({"t": float(self.clock.t(state["tau"])), "from": state["method"],
+                              "to": to, "why": why})
+        state.update(method=to, h=None)
+
+    def _integrate_piece(self, state, bar) -> None:
         piece = state["piece"]
         field = VectorField(self.objective, self.clock,
                             self.schedule.at(self.piece_t[piece]), self.normalize)
+        metered = self.meter.wrap(field)
         tau_end = self.piece_tau[piece + 1]
-        kwargs = dict(self.solver_kwargs)
-        step = kwargs.pop("jacobian_step", None)
-        if step is not None:
-            kwargs["jac"] = _forward_difference_jacobian(field, step)
-        if state["h"] is not None:
-            kwargs["first_step"] = min(state["h"], tau_end - state["tau"])
-        if not np.all(np.isfinite(field(state["tau"], state["theta"]))):
+        try:
+            start_ok = np.all(np.isfinite(metered(state["tau"], state["theta"])))
+            solver = self._make_solver(metered, state, tau_end)
+        except (GradientUnderflow, _OutOfBudget) as exc:
+            self._fail(state, field, None, state["tau"], state["theta"], exc)
+        if not start_ok:
             # a non-finite start would hand the solver a NaN first step (an endless loop)
             self._fail(state, field, None, state["tau"], state["theta"], None)
-        solver = METHODS[self.method](field, state["tau"], state["theta"], tau_end, **kwargs)
-        nfev0 = dict(self.counters)
+        monitor = _StepMonitor(state["method"], float(np.max(np.abs(state["theta"]))))
+        base = {"njev": self.counters["njev"], "nlu": self.counters["nlu"]}
         while solver.status == "running":
             tau_old, theta_old = solver.t, solver.y
-            message = solver.step()
-            self.counters.update(
-                nfev=nfev0["nfev"] + solver.nfev, njev=nfev0["njev"] + solver.njev,
-                nlu=nfev0["nlu"] + solver.nlu, steps=self.counters["steps"] + 1,
-            )
+            try:
+                message = solver.step()
+            except (GradientUnderflow, _OutOfBudget) as exc:
+                self._fail(state, field, solver, tau_old, theta_old, exc, monitor)
+            self.counters.update(njev=base["njev"] + int(solver.njev),
+                                 nlu=base["nlu"] + int(solver.nlu),
+                                 steps=self.counters["steps"] + 1)
             if solver.status == "failed":
-                self._fail(state, field, solver, tau_old, theta_old, message)
+                fallback = FALLBACK.get(state["method"]) if self.auto else None
+                if fallback is not None:
+                    self._switch(state, fallback, f"{state['method']} failed: {message}")
+                    return
+                self._fail(state, field, solver, tau_old, theta_old, message, monitor)
             if not np.all(np.isfinite(solver.y)):
-                self._fail(state, field, solver, tau_old, theta_old, None)
+                self._fail(state, field, solver, tau_old, theta_old, None, monitor)
+            verdict = monitor.after_step(solver, tau_old, theta_old)
+            if verdict in ("stall", "blow-up"):
+                self._fail(state, field, solver, tau_old, theta_old, verdict, monitor)
             dense = _LazyDense(solver)
             stop_tau = self._events(state, tau_old, solver, dense)
             recorded = self._record(state, min(solver.t, stop_tau), solver, dense, bar)
+            if recorded:
+                monitor.reference = float(np.max(np.abs(self._last_recorded(solver, dense))))
             if stop_tau < np.inf:
                 theta_stop = solver.y if stop_tau == solver.t else dense(stop_tau)
                 if self.recorder.rows["t"][-1] < self.clock.t(stop_tau):
@@ -255,11 +471,21 @@ class _Run:
                 self.store is not None
                 and time.perf_counter() - self.last_save > CHECKPOINT_SECONDS
             ):
-                self.counters["wall_time"] = wall0 + time.perf_counter() - start
+                self._clock_in()
                 self._checkpoint(state)
+            if (verdict == "stiff" and self.auto
+                    and self.objective.layout.size <= MAX_DENSE_JACOBIAN_STATE):
+                self._switch(state, AUTO_IMPLICIT,
+                             f"{state['method']} at its stability limit "
+                             f"({monitor.describe_stiffness()})")
+                return
         state.update(piece=piece + 1, h=None)
-        self.counters["wall_time"] = wall0 + time.perf_counter() - start
+        self._clock_in()
         self._checkpoint(state)
+
+    def _last_recorded(self, solver, dense) -> np.ndarray:
+        tau = self.clock.tau(self.recorder.rows["t"][-1])
+        return solver.y if tau >= solver.t else dense(tau)
 
     def _segment_done(self, state: dict[str, Any]) -> bool:
         k = state["next"]
@@ -272,7 +498,7 @@ class _Run:
             tau = self.grid_tau[k]
             self.recorder.add(self.grid_t[k], solver.y if tau == solver.t else dense(tau))
             k += 1
-        state["next"] = k
+            state["next"] = k
         if bar is not None and k > k0:
             bar.update(k - k0)
             bar.set_postfix(t=f"{self.grid_t[k - 1]:.3g}", refresh=False)
@@ -281,7 +507,8 @@ class _Run:
     def _events(self, state, tau_old, solver, dense) -> float:
         """Record crossings in (tau_old, solver.t]; return the τ of a terminal one or inf."""
         stop = np.inf
-        new_values = [float(e.function(solver.y)) for e in self.events]
+        t_new = float(self.clock.t(solver.t))
+        new_values = [_event_value(e, solver.y, t_new) for e in self.events]
         found = []
         for event, before, after in zip(self.events, state["event_values"], new_values,
                                         strict=True):
@@ -294,40 +521,137 @@ class _Run:
             if event.terminal:
                 stop = tau
                 self.status = f"terminated by event {event.name!r}"
+                self.stop_reason = "event"
         state["event_values"] = new_values
         return stop
 
-    def _fail(self, state, field, solver, tau_old, theta_old, message: str | None) -> None:
-        """Raise with the partial trajectory; ``message`` None means a non-finite state."""
-        t_old = float(self.clock.t(tau_old))
+    # ------------------------------------------------------------------ failures
+
+    def _partial(self, state, t_old: float, theta_old: np.ndarray) -> Trajectory:
+        """The trajectory so far, with the last accepted state appended (never checkpointed)."""
         if self.recorder.rows["t"][-1] < t_old:
-            self.recorder.add(t_old, theta_old)
-        self.status = f"failed: {message or 'non-finite state'}"
-        partial = self._trajectory(state)
-        t_fail = float(self.clock.t(solver.t)) if solver is not None else t_old
-        nonfinite = message is None or not np.all(np.isfinite(field.direction(theta_old)))
+            try:
+                self.recorder.add(t_old, theta_old)
+            except _UserFunctionFailure:
+                pass  # keep what was recorded; the state is in .trajectory.stats anyway
+        return self._trajectory(state)
+
+    def _fail_user_function(self, state, exc: _UserFunctionFailure) -> None:
+        self.status = f"failed: {exc}"
+        self.stop_reason = exc.kind
+        partial = self._trajectory(state) if state is not None else None
+        if partial is not None and self.store is not None:
+            partial.save(self.store.path / "partial.npz")
+        needs = ("a real number" if exc.kind == "event"
+                 else "a number or a numeric array of one shape")
+        raise ObservableError(
+            f"{exc}; fix the {exc.kind} function (it must return {needs}); the rows recorded "
+            "before are attached as .trajectory"
+            + (" and saved as partial.npz in the checkpoint folder" if self.store else ""),
+            t=exc.t, trajectory=partial,
+        ) from exc.__cause__
+
+    def _fail(self, state, field, solver, tau_old, theta_old, cause, monitor=None) -> None:
+        """Raise the :class:`SolverError` subclass (or :class:`NonFiniteError`) that names
+        why the integration ended at the last accepted state (tau_old, theta_old).
+
+        ``cause``: None (non-finite state), a solver message, ``"stall"``, ``"blow-up"``, a
+        :class:`GradientUnderflow` or an :class:`_OutOfBudget`.
+        """
+        self._clock_in()
+        t_old = float(self.clock.t(tau_old))
+        t_end = self.piece_t[-1]
+        where = f"at t={t_old:.6g} of t_end={t_end:g} ({state['method']}, {self.clock.name} clock)"
+        saved = (" and saved as partial.npz in the checkpoint folder" if self.store is not None
+                 else "")
+        attached = f"the partial trajectory is attached as .trajectory{saved}"
+        if isinstance(cause, _OutOfBudget):
+            # the checkpoint keeps the last accepted state: a resume with a larger budget
+            # continues from it
+            self._checkpoint(state)
+        if isinstance(cause, GradientUnderflow):
+            self.stop_reason = "gradient underflow"
+        elif isinstance(cause, _OutOfBudget):
+            self.stop_reason = "budget"
+        elif cause is None:
+            self.stop_reason = "non-finite"
+        elif cause in ("stall", "blow-up"):
+            self.stop_reason = cause
+        else:
+            growing = monitor is not None and monitor.growth() >= BLOW_UP_GROWTH
+            self.stop_reason = "blow-up" if growing else "solver failure"
+        self.status = f"failed: {self.stop_reason}"
+        partial = self._partial(state, t_old, theta_old)
         if self.store is not None:
             partial.save(self.store.path / "partial.npz")
-        if nonfinite:
+        kwargs = {"t": t_old, "trajectory": partial}
+        if isinstance(cause, GradientUnderflow):
+            unit = "all trained blocks" if cause.block == "*" else f"block {cause.block!r}"
+            raise GradientUnderflowError(
+                f"the gradient of {unit} underflowed {where}: norm {cause.norm:.3g} (below "
+                f"{1e-292:.0e}) while the loss is {cause.loss:.3g}, so the normalised flow "
+                "would freeze. Remedy: implement the scaled gradient — Model.scaled_grad("
+                "params, data) -> (blocks, log_scales) with block b of the gradient equal to "
+                "exp(log_scales[b])·blocks[b], the largest exponential factored out (for a "
+                "ScaledObjective: scaled_gradient(θ)); see docs/guide.md, 'Max-margin flows "
+                f"on your own model'. {attached}", block=cause.block, **kwargs)
+        if isinstance(cause, _OutOfBudget):
+            limit = self.budgets[0] if cause.budget == "max_nfev" else self.budgets[1]
+            spent = (f"{self.counters['nfev']} evaluations" if cause.budget == "max_nfev"
+                     else f"{self.counters['wall_time']:.1f} s")
+            if monitor is not None and monitor.stiff():
+                raise StiffnessError(
+                    f"simulate used its budget {cause.budget}={limit:g} ({spent}) {where}: "
+                    f"the flow is stiff — {state['method']}'s steps sit at its stability "
+                    f"limit ({monitor.describe_stiffness()}). Use method='auto' or an "
+                    "implicit method ('BDF', 'LSODA'; on states above "
+                    f"{MAX_DENSE_JACOBIAN_STATE} entries pass solver_options with 'jac' or "
+                    f"'jac_sparsity'). {attached}", budget=cause.budget, **kwargs)
+            raise BudgetExceededError(
+                f"simulate used its budget {cause.budget}={limit:g} ({spent}) {where}; "
+                f"raise {cause.budget} (None for no limit), loosen rtol/atol, or check the "
+                "initial state (huge weights make the first time scales tiny); with "
+                f"checkpoint= a rerun with a larger budget resumes. {attached}",
+                budget=cause.budget, **kwargs)
+        if self.stop_reason == "non-finite" or (
+            cause is not None and not np.all(np.isfinite(field.direction(theta_old)))
+        ):
+            self.stop_reason = "non-finite"
+            self.status = "failed: non-finite state"
+            partial.stats.update(status=self.status, stop_reason=self.stop_reason)
+            t_fail = float(self.clock.t(solver.t)) if solver is not None else t_old
             raise NonFiniteError(
                 f"the flow became non-finite near t={t_fail:.6g} (last finite state at "
-                f"t={t_old:.6g}); the partial trajectory is attached as .trajectory",
-                t=t_old, trajectory=partial,
-            )
-        raise SolverError(
-            f"{self.method} failed at t={t_fail:.6g} ({self.clock.name} clock): {message}; "
-            "the partial trajectory is attached as .trajectory",
-            t=t_old, trajectory=partial,
-        )
+                f"t={t_old:.6g}); {attached}", **kwargs)
+        if self.stop_reason == "blow-up":
+            growth = monitor.growth() if monitor is not None else np.inf
+            raise BlowUpError(
+                f"the state grows without bound {where}: max|θ| grew ×{growth:.3g} to "
+                f"{np.max(np.abs(theta_old)):.3g} within the last {STIFF_WINDOW} steps or "
+                "since the last record while the steps stopped advancing t — a finite-time "
+                f"blow-up of the flow (is the loss bounded below?). {attached}", **kwargs)
+        if self.stop_reason == "stall":
+            raise StallError(
+                f"the solver stopped advancing {where}: {STALL_STEPS} accepted steps moved "
+                f"τ by less than 1e-12·|τ| (h = {_step_size(solver) or 0:.3g}). Try "
+                "method='auto' or another method, or check the objective for a discontinuity "
+                f"(a gradient that changes sign abruptly makes steps chatter). {attached}",
+                **kwargs)
+        raise SolverError(f"{state['method']} failed {where}: {cause}; {attached}", **kwargs)
 
-    def _trajectory(self, state: dict[str, Any]) -> Trajectory:
+    def _trajectory(self, state: dict[str, Any] | None) -> Trajectory:
         t, theta, obs = self.recorder.arrays()
-        stats = {**self.counters, "method": self.method, "clock": self.clock.name,
+        method = state["method"] if state is not None else self.requested
+        stats = {**self.counters, "method": method, "method_requested": self.requested,
+                 "switches": self.switches, "clock": self.clock.name,
                  "rtol": self.solver_kwargs["rtol"], "atol": self.solver_kwargs["atol"],
-                 "status": self.status, "resumed": state["resumed"]}
+                 "max_nfev": self.budgets[0], "max_wall_time": self.budgets[1],
+                 "status": self.status, "stop_reason": self.stop_reason,
+                 "resumed": state["resumed"] if state is not None else 0}
         events = {k: np.asarray(v, dtype=float) for k, v in self.crossings.items()}
-        return Trajectory(t=t, theta=theta, observables=obs, events=events, stats=stats,
-                          config=self.config, layout=self.objective.layout)
+        return Trajectory(t=t, theta=theta, observables=obs, events=events,
+                          stats=to_jsonable(stats), config=self.config,
+                          layout=self.objective.layout)
 
 
 class _LazyDense:
@@ -366,21 +690,25 @@ def _progress_bar(enabled: bool, total: int, done: int, t_end: float):
     return tqdm(total=total, initial=done, unit="rec", desc=f"flow to t={t_end:g}")
 
 
-def _forward_difference_jacobian(field: VectorField, step: float) -> Callable:
-    """``jac(τ, θ)``: forward differences of ``field`` with the absolute increment ``step``,
-    shape (P, P); P + 1 field evaluations."""
+MIN_RTOL = 100 * float(np.finfo(float).eps)
+"""The smallest rtol SciPy's solvers honour (they raise smaller values to it)."""
 
-    def jac(tau: float, theta: np.ndarray) -> np.ndarray:
-        base = field(tau, theta)
-        columns = np.empty((theta.size, theta.size))
-        probe = np.array(theta, dtype=float)
-        for j in range(theta.size):
-            probe[j] += step
-            columns[j] = (field(tau, probe) - base) / (probe[j] - theta[j])  # rounded step
-            probe[j] = theta[j]
-        return columns.T
 
-    return jac
+def _real(name: str, value: Any) -> float:
+    """``value`` as a float, or an :class:`ArgumentError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ArgumentError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def _check_budget(name: str, value: Any, integer: bool) -> float:
+    if value is None:
+        return np.inf
+    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    if not ok or not (value > 0) or (integer and int(value) != value):
+        kind = "a positive integer" if integer else "a positive number of seconds"
+        raise ArgumentError(f"{name} must be {kind} or None, got {value!r}")
+    return float(value)
 
 
 def simulate(
@@ -390,7 +718,7 @@ def simulate(
     *,
     t_start: float = 0.0,
     clock: Literal["linear", "log"] = "linear",
-    method: str = "RK45",
+    method: str = "auto",
     rtol: float = 1e-6,
     atol: float = 1e-9,
     record_at: Sequence[float] | np.ndarray | None = None,
@@ -404,6 +732,8 @@ def simulate(
     max_step: float = np.inf,
     solver_options: Mapping[str, Any] | None = None,
     config: Mapping[str, Any] | None = None,
+    max_nfev: int | None = DEFAULT_MAX_NFEV,
+    max_wall_time: float | None = DEFAULT_MAX_WALL_TIME,
 ) -> Trajectory:
     """Integrate the gradient flow dθ/dt = −R(t)·P(∇L(θ)) from ``t_start`` to ``t_end``.
 
@@ -419,11 +749,16 @@ def simulate(
         Start time (≥ 0); θ(t_start) = θ0.
     clock : {"linear", "log"}
         Integrate in t, or in τ = log(1+t) with dθ/dτ = (1+t)·dθ/dt. Times are reported in t.
-    method : {"RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA"}
-        A ``scipy.integrate`` solver class. Implicit methods are refused on states larger than
-        :data:`MAX_DENSE_JACOBIAN_STATE` unless ``solver_options`` supplies ``jac``,
-        ``jac_sparsity`` or LSODA's ``lband``/``uband`` (a dense finite-difference Jacobian of
-        the state would be built otherwise).
+    method : {"auto", "RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA"}
+        ``"auto"`` (default): the measured rule of :mod:`gradflow.solvers` — an implicit
+        method on small states, RK45 on large ones, a switch to the implicit method when an
+        explicit one sits at its stability limit, and a fallback when an implicit one fails;
+        ``stats["method"]`` and ``stats["switches"]`` say what ran. Otherwise a
+        ``scipy.integrate`` solver class by name, used as it is. Implicit methods are refused
+        on states larger than :data:`~gradflow.solvers.MAX_DENSE_JACOBIAN_STATE` unless
+        ``solver_options`` supplies ``jac``, ``jac_sparsity`` or LSODA's ``lband``/``uband``.
+        LSODA gets gradflow's forward-difference Jacobian with the increment of
+        :func:`~gradflow.solvers.jacobian_increment` (LSODA's own fails at large θ).
     rtol, atol : float
         Solver tolerances (on θ).
     record_at : array_like, optional
@@ -452,13 +787,18 @@ def simulate(
         Largest solver step, in the clock's variable.
     solver_options : mapping, optional
         Extra keyword arguments for the solver class, plus one of gradflow's own:
-        ``jacobian_step`` (implicit methods) — build the Jacobian by forward differences of
-        the vector field with this *absolute* increment instead of the solver's increments
-        relative to |θ|. Needed when θ grows without bound but the field varies on an O(1)
-        scale (normalised max-margin flows: past |θ| ~ 1e8 LSODA's relative increments exceed
-        that scale and its Newton iteration stops converging).
+        ``jacobian_step`` (implicit methods) — a fixed *absolute* forward-difference
+        increment for the Jacobian instead of the default
+        :func:`~gradflow.solvers.jacobian_increment` (which already adapts to ‖θ‖).
     config : mapping, optional
         Stored in ``Trajectory.config`` beside simulate's own settings.
+    max_nfev : int or None
+        Work limit: the most evaluations of the objective's gradient (every one: solver
+        stages, Jacobian columns, start checks) this run may use, counted across resumes;
+        default :data:`DEFAULT_MAX_NFEV`. None: no limit.
+    max_wall_time : float or None
+        Work limit in seconds of wall time, counted across resumes; default
+        :data:`DEFAULT_MAX_WALL_TIME`. None: no limit.
 
     Returns
     -------
@@ -469,9 +809,19 @@ def simulate(
     ArgumentError
         Bad arguments; the message names the argument and what was expected.
     NonFiniteError, SolverError
-        The flow blew up or the solver failed; ``.t`` is the time reached and
+        The integration ended before ``t_end``; ``.t`` is the last accepted time and
         ``.trajectory`` the partial trajectory (also saved as ``partial.npz`` in the
-        checkpoint folder when there is one).
+        checkpoint folder when there is one). The :class:`SolverError` subclasses name why:
+        :class:`~gradflow.errors.BudgetExceededError` (a work limit;
+        :class:`~gradflow.errors.StiffnessError` when an explicit method was
+        stability-limited), :class:`~gradflow.errors.StallError` (steps that no longer
+        advance t), :class:`~gradflow.errors.BlowUpError` (a finite-time blow-up),
+        :class:`~gradflow.errors.GradientUnderflowError` (a normalised flow whose gradient
+        underflowed: implement the scaled gradient). Each message gives the time and what to
+        try; the checkpoint of a budget stop resumes.
+    ObservableError
+        An observable or event function raised, or returned a value that cannot be recorded;
+        carries ``.t`` and the rows recorded so far.
     CheckpointError
         ``checkpoint`` holds another run or is corrupt.
     """
@@ -483,23 +833,31 @@ def simulate(
     if not np.all(np.isfinite(theta0)):
         bad = [k for k, v in layout.unpack(theta0).items() if not np.all(np.isfinite(v))]
         raise ArgumentError(f"theta0 must be finite; non-finite entries in blocks {bad}")
-    t_start, t_end = float(t_start), float(t_end)
+    t_start, t_end = _real("t_start", t_start), _real("t_end", t_end)
     if not (np.isfinite(t_start) and t_start >= 0):
         raise ArgumentError(f"t_start must be finite and >= 0, got {t_start}")
     if not (np.isfinite(t_end) and t_end > t_start):
         raise ArgumentError(f"t_end must be finite and > t_start={t_start:g}, got {t_end}")
     clk = Clock(clock)
-    if method not in METHODS:
-        raise ArgumentError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    if method != "auto" and method not in METHODS:
+        raise ArgumentError(
+            f"method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")
+    budgets = (_check_budget("max_nfev", max_nfev, integer=True),
+               _check_budget("max_wall_time", max_wall_time, integer=False))
+    rtol, atol, max_step = (_real(k, v) for k, v in
+                            (("rtol", rtol), ("atol", atol), ("max_step", max_step)))
     for name, value in (("rtol", rtol), ("atol", atol)):
         if not (np.isfinite(value) and value > 0):
             raise ArgumentError(f"{name} must be a positive finite number, got {value!r}")
+    if not MIN_RTOL <= rtol < 1:
+        # scipy silently raises a smaller rtol to 100·ε; rtol ≥ 1 controls nothing
+        raise ArgumentError(f"rtol must lie in [{MIN_RTOL:.3g}, 1), got {rtol!r}")
     if not max_step > 0:
         raise ArgumentError(f"max_step must be > 0, got {max_step!r}")
     options = dict(solver_options or {})
     jacobian_step = options.get("jacobian_step")
-    if jacobian_step is not None and not (method in IMPLICIT and np.isfinite(jacobian_step)
-                                          and jacobian_step > 0):
+    if jacobian_step is not None and not (method in IMPLICIT | {"auto"}
+                                          and np.isfinite(jacobian_step) and jacobian_step > 0):
         raise ArgumentError(
             f"solver_options['jacobian_step'] must be a positive number and needs an implicit "
             f"method ({sorted(IMPLICIT)}); got {jacobian_step!r} with method={method!r}"
@@ -543,5 +901,5 @@ def simulate(
     solver_kwargs = {"rtol": rtol, "atol": atol, "max_step": max_step, **options}
     run = _Run(objective, theta0, grid, clk, method, solver_kwargs, schedule, normalize,
                _Recorder(observables, store_theta), events, breaks, t_start, t_end, store,
-               progress, run_config)
+               progress, run_config, budgets)
     return run.execute()

@@ -145,9 +145,10 @@ def test_checkpoint_resume_is_bitwise_identical(tmp_path, least_squares, method)
     kwargs = dict(method=method, rtol=1e-9, atol=1e-12, record_at=gradflow.log_grid(1e4))
     reference = simulate(least_squares, theta0, 1e4,
                          observables={"sq": lambda th: float(th @ th)}, **kwargs)
-    with pytest.raises(Interrupt):
+    with pytest.raises(gradflow.ObservableError) as info:
         simulate(least_squares, theta0, 1e4, observables={"sq": _interrupting(60)},
                  checkpoint=tmp_path / "ck", **kwargs)
+    assert isinstance(info.value.__cause__, Interrupt)
     resumed = simulate(least_squares, theta0, 1e4, observables={"sq": _interrupting(-1)},
                        checkpoint=tmp_path / "ck", **kwargs)
     assert resumed.stats["resumed"] == 1
@@ -202,7 +203,7 @@ def test_blow_up_raises_with_time_and_partial_trajectory(tmp_path):
         ({"observables": {"x": 3}}, "observables"),
         ({"theta0": np.zeros(4)}, "theta0"),
         ({"theta0": np.array([np.nan, 0, 0, 0, 0])}, "finite"),
-        ({"solver_options": {"jacobian_step": 1e-6}}, "jacobian_step"),  # RK45: explicit
+        ({"method": "RK45", "solver_options": {"jacobian_step": 1e-6}}, "jacobian_step"),
         ({"method": "LSODA", "solver_options": {"jacobian_step": -1.0}}, "jacobian_step"),
     ],
 )

@@ -1,5 +1,6 @@
 """One module per paper; each meets the contract of :class:`gradflow.model.Model`."""
 
+from gradflow.model import Model
 from gradflow.models import (
     cooccurrence,
     linear_icl,
@@ -8,7 +9,6 @@ from gradflow.models import (
     representation_icl,
     softmax_icl,
 )
-from gradflow.model import Model
 
 __all__ = [
     "Model",

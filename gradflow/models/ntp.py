@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from gradflow.errors import ArgumentError
+from gradflow.model import Observable
 from gradflow.models._last_token import LastTokenModel, padding_mask
 from gradflow.models._token_index import TokenIndex, softmax_positions
-from gradflow.model import Observable
 from gradflow.numerics import cross_entropy, log_softmax, logsumexp
 
 __all__ = [

@@ -25,9 +25,9 @@ from scipy.special import expit
 
 from gradflow.errors import ArgumentError
 from gradflow.events import Event
+from gradflow.model import Observable
 from gradflow.models._last_token import LastTokenModel, padding_mask
 from gradflow.models._token_index import TokenIndex, softmax_positions
-from gradflow.model import Observable
 from gradflow.numerics import logistic_loss
 
 __all__ = [
