@@ -74,7 +74,7 @@ from scipy import linalg, optimize
 
 from gradflow.errors import ArgumentError, GradflowError, InfeasibleError
 
-__all__ = ["MaxMarginSolution", "solve_max_margin"]
+__all__ = ["MaxMarginSolution", "attention_svm_rows", "solve_max_margin"]
 
 ACTIVE_TOL = 1e-6
 """Constraints with scale-free slack ≤ ACTIVE_TOL are treated as tight when polishing."""
@@ -492,3 +492,64 @@ def solve_max_margin(A: Any) -> MaxMarginSolution:
         support=np.flatnonzero(on_support), multipliers=alpha, kkt=kkt, method=method,
     )
 
+
+def attention_svm_rows(X: Any, z: Any, selected: Any) -> np.ndarray:
+    """Constraint rows of the attention SVM of Tarzanagh et al. (NeurIPS 2023, Eq. (Att-SVM)).
+
+    W^mm = argmin ‖W‖_F s.t. (x_{iα_i} − x_{it})ᵀ W z_i ≥ 1 for every sequence i and token
+    t ≠ α_i. Since (x_{iα} − x_{it})ᵀ W z_i = ⟨(x_{iα} − x_{it}) z_iᵀ, W⟩, the rows are the
+    d×d matrices A_(i,t) = (x_{iα_i} − x_{it}) z_iᵀ, and
+    ``solve_max_margin(attention_svm_rows(X, z, selected)).w`` is W^mm.
+
+    Sign convention: gradflow writes every constraint as ⟨A, W⟩ ≥ 1 with the selected token
+    first; the equivalent (x_{it} − x_{iα_i})ᵀ W z_i ≤ −1 (the opposite difference) is the same
+    problem with the rows negated — negate such rows before passing them here.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, T, d)
+        n sequences of T ≥ 2 tokens x_it ∈ R^d.
+    z : array_like, shape (n, d)
+        The query z_i of each sequence (cross-attention). For self-attention pass the query
+        token of each sequence, e.g. ``X[:, -1]``.
+    selected : array_like of int, shape (n,)
+        The selected token α_i ∈ [0, T) of each sequence.
+
+    Returns
+    -------
+    ndarray, shape (n·(T−1), d, d)
+        Row (i, t) at index i·(T−1) + (t if t < α_i else t − 1): sequence-major, token-minor,
+        skipping t = α_i.
+
+    Raises
+    ------
+    ArgumentError
+        A shape, dtype or index that does not fit (the message names the argument).
+    """
+    X = np.asarray(X)
+    if np.iscomplexobj(X) or X.dtype.kind not in "biuf" or X.ndim != 3 or X.shape[1] < 2:
+        raise ArgumentError(
+            f"X must be a real array of shape (n, T, d) with T >= 2, got shape {X.shape} and "
+            f"dtype {X.dtype}"
+        )
+    n, T, d = X.shape
+    z = np.asarray(z)
+    if np.iscomplexobj(z) or z.dtype.kind not in "biuf" or z.shape != (n, d):
+        raise ArgumentError(
+            f"z must be a real array of shape (n, d) = ({n}, {d}), got shape {z.shape} and "
+            f"dtype {z.dtype}"
+        )
+    selected = np.asarray(selected)
+    if selected.shape != (n,) or selected.dtype.kind not in "iu":
+        raise ArgumentError(
+            f"selected must be an integer array of shape (n,) = ({n},), got shape "
+            f"{selected.shape} and dtype {selected.dtype}"
+        )
+    if np.any((selected < 0) | (selected >= T)):
+        raise ArgumentError(f"selected must lie in [0, T) = [0, {T}), got {selected.tolist()}")
+    X, z = X.astype(float), z.astype(float)
+    differences = X[np.arange(n), selected][:, None, :] - X  # (n, T, d)
+    keep = np.arange(T)[None, :] != selected[:, None]  # (n, T); boolean indexing is row-major
+    rows = differences[keep]  # (n·(T−1), d)
+    queries = np.repeat(z, T - 1, axis=0)  # (n·(T−1), d)
+    return rows[:, :, None] * queries[:, None, :]
