@@ -56,9 +56,9 @@ Algorithm (NumPy/SciPy only):
    For a problem without cancellation (|a_i|ᵀ|w| ≈ 1 on the support) the first is the plain
    violation 1 − a_iᵀw. The normwise ‖w − Aᵀα‖/‖w‖ is reported too (``stationarity_normwise``)
    but not required: on column-scaled problems it cannot reach 1e-9 in float64 even for the
-   exact solution rounded to doubles (measured 7e-8 on a 30×8 instance with columns scaled by
-   10^±6), because α's own rounding is amplified by the cancellation in Aᵀα. By convexity the
-   four checks certify optimality up to those componentwise tolerances.
+   exact solution rounded to doubles (measured 3e-8 on a 30×8 instance with rows and columns
+   scaled by 10^U(−6, 6)), because α's own rounding is amplified by the cancellation in Aᵀα.
+   By convexity the four checks certify optimality up to those componentwise tolerances.
 7. **Fallback.** If step 3 does not certify (an ill-conditioned active set), SLSQP on the
    primal from the best point, polished on its tight constraints by step 4, then step 6.
    Failing that, a :class:`GradflowError` — never an unverified answer.
