@@ -503,7 +503,7 @@ def attention_svm_rows(X: Any, z: Any, selected: Any) -> np.ndarray:
 
     Sign convention: gradflow writes every constraint as ⟨A, W⟩ ≥ 1 with the selected token
     first; the equivalent (x_{it} − x_{iα_i})ᵀ W z_i ≤ −1 (the opposite difference) is the same
-    problem with the rows negated — negate such rows before passing them here.
+    problem with the rows negated: negate rows built that way before solve_max_margin.
 
     Parameters
     ----------
