@@ -53,9 +53,14 @@ DEFAULT_MAX_WALL_TIME = 3600.0
 STALL_STEPS = 10
 """Consecutive accepted steps that leave τ unchanged (or move it by less than 1e-12·|τ|)
 after which the solver is said to have stalled."""
-BLOW_UP_GROWTH = 1e6
-"""A stall or failure while ‖θ‖ grew by this factor over the last :data:`STIFF_WINDOW`
-steps is reported as a finite-time blow-up."""
+STALL_ADVANCE = 1e-8
+"""The solver has also stalled when :data:`STIFF_WINDOW` accepted steps together advance τ by
+less than this fraction of |τ|: at that pace t_end is ≳1e8 windows away."""
+BLOW_UP_GROWTH = 1e2
+"""A stall or a solver failure while max|θ| is this factor above the largest value recorded
+before (in the current rate piece) is reported as a finite-time blow-up:
+steps that stop advancing t while the state keeps growing. A stall without growth (a
+discontinuous or chattering field) is a :class:`~gradflow.errors.StallError`."""
 
 def log_grid(
     t_end: float, t_start: float = 0.0, per_decade: int = 10, t_min: float | None = None
@@ -155,25 +160,27 @@ class _StepMonitor:
     last stage k_s (at θ_s) and the derivative at the new state, estimates the Jacobian's
     spectral radius where the stages probe it; h·ρ near the stability limit means the step
     size is set by stability, not accuracy. It costs no evaluation (the solver keeps its
-    stages). ``reference`` is max|θ| at the last record time, against which a stall or a
-    failure is judged a blow-up.
+    stages). ``peak`` is the largest max|θ| recorded so far in the piece, against which a
+    stall or a failure is judged a blow-up.
     """
 
     def __init__(self, method: str, reference: float):
         self.limit = STABILITY_LIMIT.get(method)
         self.frozen = 0
-        self.reference = reference
+        self.peak = reference  # the largest max|θ| at a record time of this piece
         self.latest = reference
-        self.recent: deque[float] = deque(maxlen=STIFF_WINDOW)  # max|θ| of the last steps
+        self.times: deque[float] = deque(maxlen=STIFF_WINDOW + 1)  # τ of the last steps
         self.h_rho: deque[float] = deque(maxlen=STIFF_WINDOW)
 
     def after_step(self, solver, tau_old: float, theta_old: np.ndarray) -> str | None:
         """``"stall"``, ``"blow-up"``, ``"stiff"`` or None after one accepted step."""
         self.latest = float(np.max(np.abs(solver.y)))
-        self.recent.append(self.latest)
+        self.times.append(solver.t)
         moved = solver.t - tau_old
         self.frozen = self.frozen + 1 if moved <= 1e-12 * abs(solver.t) else 0
-        if self.frozen >= STALL_STEPS:
+        crawling = (len(self.times) > STIFF_WINDOW
+                    and self.times[-1] - self.times[0] < STALL_ADVANCE * abs(self.times[-1]))
+        if self.frozen >= STALL_STEPS or crawling:
             return "blow-up" if self.growth() >= BLOW_UP_GROWTH else "stall"
         if self.limit is not None:
             s = solver.n_stages - 1
@@ -188,11 +195,9 @@ class _StepMonitor:
         return None
 
     def growth(self) -> float:
-        """max|θ| now over the smaller of max|θ| at the last record time and
-        :data:`STIFF_WINDOW` steps ago (≥ 1 means growing)."""
-        before = min(self.reference, self.recent[0]) if self.recent else self.reference
-        if before > 0:
-            return self.latest / before
+        """max|θ| now over the largest max|θ| recorded before in this piece."""
+        if self.peak > 0:
+            return self.latest / self.peak
         return np.inf if self.latest > 0 else 1.0
 
     def stiff(self) -> bool:
@@ -459,7 +464,8 @@ class _Run:
             stop_tau = self._events(state, tau_old, solver, dense)
             recorded = self._record(state, min(solver.t, stop_tau), solver, dense, bar)
             if recorded:
-                monitor.reference = float(np.max(np.abs(self._last_recorded(solver, dense))))
+                monitor.peak = max(monitor.peak,
+                                   float(np.max(np.abs(self._last_recorded(solver, dense)))))
             if stop_tau < np.inf:
                 theta_stop = solver.y if stop_tau == solver.t else dense(stop_tau)
                 if self.recorder.rows["t"][-1] < self.clock.t(stop_tau):
@@ -627,13 +633,14 @@ class _Run:
             growth = monitor.growth() if monitor is not None else np.inf
             raise BlowUpError(
                 f"the state grows without bound {where}: max|θ| grew ×{growth:.3g} to "
-                f"{np.max(np.abs(theta_old)):.3g} within the last {STIFF_WINDOW} steps or "
-                "since the last record while the steps stopped advancing t — a finite-time "
+                f"{np.max(np.abs(theta_old)):.3g} beyond anything recorded before, while the "
+                "steps stopped advancing t — a finite-time "
                 f"blow-up of the flow (is the loss bounded below?). {attached}", **kwargs)
         if self.stop_reason == "stall":
             raise StallError(
-                f"the solver stopped advancing {where}: {STALL_STEPS} accepted steps moved "
-                f"τ by less than 1e-12·|τ| (h = {_step_size(solver) or 0:.3g}). Try "
+                f"the solver stopped advancing {where}: its accepted steps no longer move t "
+                f"(h = {_step_size(solver) or 0:.3g} in τ; {STALL_STEPS} steps below "
+                f"1e-12·|τ|, or {STIFF_WINDOW} below {STALL_ADVANCE:g}·|τ| together). Try "
                 "method='auto' or another method, or check the objective for a discontinuity "
                 f"(a gradient that changes sign abruptly makes steps chatter). {attached}",
                 **kwargs)
