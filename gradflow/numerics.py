@@ -19,6 +19,7 @@ __all__ = [
     "scatter_add",
     "sigmoid",
     "softmax",
+    "softmax_readout",
 ]
 
 
@@ -67,6 +68,67 @@ def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return x - np.expand_dims(logsumexp(x, axis=axis), axis)
 
 
+def softmax_readout(
+    scores: np.ndarray, values: np.ndarray, axis: int = -1, *, centered: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """The attention read-out ``Σ_t softmax(scores)_t · values_t`` along ``axis``, written so
+    that its complex step stays exact when the softmax saturates.
+
+    Prevents a wrong complex step (and hence a gradient check that fails a correct gradient)
+    at large weights. In ``sum(softmax(x) * a)`` the top token's weight ``s_o = e_o/Σe`` gets
+    its imaginary part from the complex division as a difference of nearly equal numbers once
+    ``Σ_{τ≠o} s_τ`` falls below ~1e-13: the derivative's relative error is ~ε/Σ_{τ≠o} s_τ
+    until it saturates at O(1). Measured on a one-layer attention read-out (``tests/``,
+    against a 600-digit derivative): 1e-2 at ``‖W‖ = 97``, 0.37 at 100, 3.0 at 300 and 1000,
+    where this function gives 3e-15 to 6e-14. (Past ``‖W‖ ≈ 2000`` there the derivative,
+    ~1e-306, is below the complex step's underflow floor: nothing can check it.) This
+    returns ::
+
+        f = a_o − Σ_{τ≠o} s_τ (a_o − a_τ),    s_τ = exp(log_softmax(x)_τ),
+
+    with ``o`` the argmax of the *real* part of the scores (locally constant: no derivative),
+    so ``s_o`` — the only weight whose imaginary part cancels — never appears, and each
+    ``s_τ``'s imaginary part comes from ``x_τ − logsumexp(x)``, a difference of O(1) numbers.
+    The real part is also more accurate: ``a_o − f`` is computed directly, not as a difference.
+
+    Parameters
+    ----------
+    scores : ndarray, real or complex
+        Attention scores; entries equal to −inf are masked (weight 0). At least one score per
+        slice must be finite.
+    values : ndarray, real or complex, broadcastable to ``scores``
+        The value read out at each position (``a_t``).
+    axis : int
+        The position axis.
+    centered : bool
+        Also return ``values − f`` computed without cancellation (``a_o − f`` is the sum above;
+        ``a_τ − f = (a_τ − a_o) + (a_o − f)``). The read-out's gradient with respect to the
+        scores is ``softmax(scores) * (values − f)``; computing ``a_o − f`` by subtraction
+        loses it entirely once the softmax saturates (``f`` rounds to ``a_o``), which would make
+        a closed-form gradient wrong exactly where its check is hardest.
+
+    Returns
+    -------
+    f : ndarray
+        Shape of ``broadcast(scores, values)`` without ``axis``.
+    centered_values : ndarray, only if ``centered``
+        Shape of ``broadcast(scores, values)``.
+    """
+    scores, values = np.broadcast_arrays(scores, values)
+    axis = axis % scores.ndim
+    top = np.expand_dims(np.argmax(scores.real, axis=axis), axis)  # locally constant
+    a_top = np.take_along_axis(values, top, axis)
+    position = np.arange(scores.shape[axis]).reshape([-1 if k == axis else 1
+                                                      for k in range(scores.ndim)])
+    weights = np.exp(log_softmax(scores, axis=axis))
+    gaps = np.where(position == top, 0.0, weights * (a_top - values))  # o's term is exactly 0
+    deficit = np.sum(gaps, axis=axis, keepdims=True)  # a_o − f, computed directly
+    readout = np.squeeze(a_top - deficit, axis=axis)
+    if centered:
+        return readout, (values - a_top) + deficit
+    return readout
+
+
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """``−log softmax(logits)[label]`` per row, without cancellation or overflow.
 
@@ -74,7 +136,9 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     terms ≈ u_y while the loss is ≈ Σ_{c≠y} exp(u_c − u_y)); this returns
     ``log1p(Σ_{c≠y} exp(u_c − u_y))`` there, accurate down to the smallest positive double,
     and shifts by the largest ``u_c − u_y`` (real part, locally constant) when a row is
-    misclassified, so nothing overflows. Complex-step safe.
+    misclassified, so nothing overflows. Complex-step safe, row by row, at any logit size: at
+    logits of size 1000 its complex step matches a 600-digit derivative to 1e-13 even for a
+    well-classified row whose derivative is 1e-260, where ``logsumexp(u) − u_y`` gives 0.
 
     Parameters
     ----------
