@@ -37,7 +37,14 @@ from gradflow.solvers import (
     finite_difference_jacobian,
 )
 from gradflow.trajectory import Trajectory, to_jsonable
-from gradflow.vector_field import Clock, GradientUnderflow, Normalize, RateSchedule, VectorField
+from gradflow.vector_field import (
+    PRECISION_FACTOR,
+    Clock,
+    GradientUnderflow,
+    Normalize,
+    RateSchedule,
+    VectorField,
+)
 
 __all__ = ["DEFAULT_MAX_NFEV", "DEFAULT_MAX_WALL_TIME", "METHODS", "log_grid", "simulate"]
 
@@ -56,15 +63,6 @@ after which the solver is said to have stalled."""
 STALL_ADVANCE = 1e-8
 """The solver has also stalled when :data:`STIFF_WINDOW` accepted steps together advance τ by
 less than this fraction of |τ|: at that pace t_end is ≳1e8 windows away."""
-SLOW_ADVANCE = 1e-4
-"""Normalised flows are tested for arrival at a stationary point every :data:`STIFF_WINDOW`
-steps, when the last window advanced τ by less than this fraction of |τ|, at a stall and
-when the budget runs out: a normalised field that reverses within one step
-(f(θ + h·f)·f < 0) points at a minimiser of the loss within that step. The normalised field
-is discontinuous there and the flow is not defined beyond it, so the run ends at that time
-with status "stationary point" (solvers would otherwise chatter there until the budget ran
-out: the NTP flow after a short stage 1, ``docs/findings/ntp.md``)."""
-
 BLOW_UP_GROWTH = 1e2
 """A stall or a solver failure while max|θ| is this factor above the largest value recorded
 before (in the current rate piece) is reported as a finite-time blow-up:
@@ -179,12 +177,10 @@ class _StepMonitor:
         self.peak = reference  # the largest max|θ| at a record time of this piece
         self.latest = reference
         self.times: deque[float] = deque(maxlen=STIFF_WINDOW + 1)  # τ of the last steps
-        self.steps = 0
         self.h_rho: deque[float] = deque(maxlen=STIFF_WINDOW)
 
     def after_step(self, solver, tau_old: float, theta_old: np.ndarray) -> str | None:
-        """``"stall"``, ``"blow-up"``, ``"slow"``, ``"stiff"``, ``"probe"`` (every
-        :data:`STIFF_WINDOW` steps: time for the stationary-point test) or None."""
+        """``"stall"``, ``"blow-up"``, ``"stiff"`` or None after one accepted step."""
         self.latest = float(np.max(np.abs(solver.y)))
         self.times.append(solver.t)
         moved = solver.t - tau_old
@@ -193,10 +189,7 @@ class _StepMonitor:
                    else np.inf)
         if self.frozen >= STALL_STEPS or advance < STALL_ADVANCE * abs(solver.t):
             return "blow-up" if self.growth() >= BLOW_UP_GROWTH else "stall"
-        if advance < SLOW_ADVANCE * abs(solver.t):
-            self.times.clear()  # test again one window later
-            return "slow"
-        self.steps += 1
+
         if self.limit is not None:
             s = solver.n_stages - 1
             theta_s = theta_old + moved * (solver.A[s, :s] @ solver.K[:s])
@@ -207,7 +200,7 @@ class _StepMonitor:
                 self.h_rho.append(moved * float(np.sqrt(dk @ dk)) / dy_norm)
             if self.stiff():
                 return "stiff"
-        return "probe" if self.steps % STIFF_WINDOW == 0 else None
+        return None
 
     def growth(self) -> float:
         """max|θ| now over the largest max|θ| recorded before in this piece."""
@@ -455,16 +448,11 @@ class _Run:
             self._fail(state, field, None, state["tau"], state["theta"], None)
         monitor = _StepMonitor(state["method"], float(np.max(np.abs(state["theta"]))))
         base = {"njev": self.counters["njev"], "nlu": self.counters["nlu"]}
-        last_step = 0.0
         while solver.status == "running":
             tau_old, theta_old = solver.t, solver.y
             try:
                 message = solver.step()
             except (GradientUnderflow, _OutOfBudget) as exc:
-                if (isinstance(exc, _OutOfBudget) and self.normalize is not None
-                        and self._field_reverses(field, tau_old, theta_old, last_step)):
-                    self._stop_at_stationary_point(state, None, bar)
-                    return
                 self._fail(state, field, solver, tau_old, theta_old, exc, monitor)
             self.counters.update(njev=base["njev"] + int(solver.njev),
                                  nlu=base["nlu"] + int(solver.nlu),
@@ -478,11 +466,6 @@ class _Run:
             if not np.all(np.isfinite(solver.y)):
                 self._fail(state, field, solver, tau_old, theta_old, None, monitor)
             verdict = monitor.after_step(solver, tau_old, theta_old)
-            last_step = solver.t - tau_old
-            if (self.normalize is not None and verdict in ("stall", "slow", "probe")
-                    and self._field_reverses(field, solver.t, solver.y, solver.t - tau_old)):
-                self._stop_at_stationary_point(state, solver, bar)
-                return
             if verdict in ("stall", "blow-up"):
                 self._fail(state, field, solver, tau_old, theta_old, verdict, monitor)
             dense = _LazyDense(solver)
@@ -513,28 +496,6 @@ class _Run:
         state.update(piece=piece + 1, h=None)
         self._clock_in()
         self._checkpoint(state)
-
-    def _field_reverses(self, field, tau: float, theta: np.ndarray, h: float) -> bool:
-        """Does the field turn back within one step h of θ (see SLOW_ADVANCE)? Two counted
-        evaluations, outside the budget (the test also runs when the budget is spent)."""
-        self.counters["nfev"] += 2
-        f = field(tau, theta)
-        return float(f @ field(tau, theta + h * f)) < 0.0
-
-    def _stop_at_stationary_point(self, state, solver, bar) -> None:
-        """End the run at the solver's current state, or at the last accepted one when
-        ``solver`` is None, like a terminal event (see SLOW_ADVANCE)."""
-        if solver is not None:
-            self._record(state, solver.t, solver, _LazyDense(solver), bar)
-            state.update(tau=solver.t, theta=np.array(solver.y))
-        t = float(self.clock.t(state["tau"]))
-        if self.recorder.rows["t"][-1] < t:
-            self.recorder.add(t, state["theta"])
-        state["h"] = None
-        self.status = (f"stationary point reached at t={t:.6g}: the normalised flow arrived "
-                       "at a minimiser of the loss (its direction reverses within one step) "
-                       "and is not defined beyond it")
-        self.stop_reason = "stationary"
 
     def _last_recorded(self, solver, dense) -> np.ndarray:
         tau = self.clock.tau(self.recorder.rows["t"][-1])
@@ -638,6 +599,16 @@ class _Run:
         if self.store is not None:
             partial.save(self.store.path / "partial.npz")
         kwargs = {"t": t_old, "trajectory": partial}
+        if isinstance(cause, GradientUnderflow) and cause.kind == "precision":
+            unit = "all trained blocks" if cause.block == "*" else f"block {cause.block!r}"
+            raise GradientUnderflowError(
+                f"the gradient of {unit} fell below the rounding level of the loss {where}: "
+                f"‖∇L‖ = {cause.norm:.3g} < {PRECISION_FACTOR:g}·ε·|L| with L = "
+                f"{cause.loss:.12g}, so its direction — all a normalised flow follows — is "
+                "rounding noise from here on. The loss has converged to a positive floor to "
+                "~1e-12 relative (the data are not separable by this block, or the flow has "
+                "reached a minimiser); the direction beyond this time cannot be computed in "
+                f"float64. {attached}", block=cause.block, **kwargs)
         if isinstance(cause, GradientUnderflow):
             unit = "all trained blocks" if cause.block == "*" else f"block {cause.block!r}"
             raise GradientUnderflowError(

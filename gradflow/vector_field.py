@@ -13,7 +13,14 @@ from gradflow.errors import ArgumentError
 from gradflow.layout import Layout
 from gradflow.objective import Objective, ScaledObjective
 
-__all__ = ["UNDERFLOW_NORM", "Clock", "GradientUnderflow", "RateSchedule", "VectorField"]
+__all__ = [
+    "PRECISION_FACTOR",
+    "UNDERFLOW_NORM",
+    "Clock",
+    "GradientUnderflow",
+    "RateSchedule",
+    "VectorField",
+]
 
 Normalize = Literal["global", "block"] | None
 
@@ -33,14 +40,23 @@ def _norm(v: np.ndarray) -> float:
     return top * float(np.sqrt(u @ u))
 
 
+EPS = float(np.finfo(float).eps)
+PRECISION_FACTOR = 1e3
+"""A normalised unit's gradient below ``PRECISION_FACTOR·ε·|L|`` is not resolved from the
+rounding of the loss's own terms: a gradient built from per-sample terms of size ~|L|
+carries rounding errors of ~10-100·ε·|L| (measured: the NTP stage-2 gradient after a short
+stage 1 stops decaying at 1e-14 ≈ 40·ε·|L|), so below this its direction is off by ≳ 5 %."""
+
+
 class GradientUnderflow(Exception):
-    """Raised inside the right-hand side when a normalised block's gradient underflowed;
+    """Raised inside the right-hand side when a normalised block's gradient underflowed
+    (``kind="underflow"``) or fell below the loss's rounding level (``kind="precision"``);
     :func:`gradflow.simulate` turns it into :class:`~gradflow.errors.GradientUnderflowError`
     with the time and the partial trajectory."""
 
-    def __init__(self, block: str, norm: float, loss: float):
-        super().__init__(block, norm, loss)
-        self.block, self.norm, self.loss = block, norm, loss
+    def __init__(self, block: str, norm: float, loss: float, kind: str = "underflow"):
+        super().__init__(block, norm, loss, kind)
+        self.block, self.norm, self.loss, self.kind = block, norm, loss, kind
 
 
 @dataclass(frozen=True)
@@ -160,9 +176,12 @@ class VectorField:
     dividing by the norm would freeze the flow while the solver reports success. The one
     exception is a gradient that is *exactly* zero while the loss is an ordinary number
     (|L| ≥ UNDERFLOW_NORM): a stationary point of that unit (e.g. a block that a symmetric
-    initialisation leaves at zero), which stays put. Objectives that are a
-    :class:`~gradflow.objective.ScaledObjective` are evaluated through ``scaled_gradient``
-    under normalisation, so their direction survives where the plain gradient underflows.
+    initialisation leaves at zero), which stays put. A unit whose true gradient norm
+    (scale factor included) is below :data:`PRECISION_FACTOR`·ε·|L| raises it too: its
+    direction is rounding noise (a normalised flow whose loss has reached a positive
+    floor). Objectives that are a :class:`~gradflow.objective.ScaledObjective` are evaluated
+    through ``scaled_gradient`` under normalisation, so their direction survives where the
+    plain gradient underflows.
     """
 
     def __init__(
@@ -181,57 +200,77 @@ class VectorField:
                 self.rate[layout.slices[name]] = value
         else:
             self.rate = None
+        self.loss_bound: float | None = None
         self.active_names = [k for k in layout.names if rates.get(k, 1.0) > 0]
         self.active = [layout.slices[k] for k in self.active_names]
 
-    def _scaled_gradient(self, theta: np.ndarray) -> np.ndarray:
-        """The gradient up to one positive factor per block (exact when the objective is no
-        :class:`ScaledObjective`); normalisation removes the factor."""
+    def _scaled_gradient(self, theta: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """The gradient up to one positive factor per block, and the factors' logs (zeros
+        when the objective is no :class:`ScaledObjective`); normalisation removes the
+        factors. Under ``"global"`` the blocks are rescaled to one common factor."""
+        names = list(self.objective.layout.names)
         if not isinstance(self.objective, ScaledObjective):
-            return np.array(self.objective.gradient(theta), dtype=float)
+            return (np.array(self.objective.gradient(theta), dtype=float),
+                    dict.fromkeys(names, 0.0))
         g, log_scales = self.objective.scaled_gradient(theta)
         g = np.array(g, dtype=float)
+        log_scales = {k: float(log_scales[k]) for k in names}
         if self.normalize == "global":  # one common factor: rescale blocks to the largest
-            names = list(self.objective.layout.names)
-            top = max(log_scales[k] for k, s in zip(names, self.block_slices, strict=True)
-                      if s in self.active)
+            top = max((log_scales[k] for k in self.active_names), default=0.0)
+            top = top if np.isfinite(top) else 0.0
             for name, s in zip(names, self.block_slices, strict=True):
-                g[s] *= np.exp(log_scales[name] - top) if np.isfinite(top) else 1.0
-        return g
+                g[s] *= np.exp(log_scales[name] - top)
+            log_scales = dict.fromkeys(names, top)
+        return g, log_scales
 
     def direction(self, theta: np.ndarray) -> np.ndarray:
         """``R·P(∇L(θ))`` (the descent direction before the sign and the clock factor)."""
         if self.normalize is None:
             g = np.array(self.objective.gradient(theta), dtype=float)
         else:
-            g = self._scaled_gradient(theta)
+            g, log_scales = self._scaled_gradient(theta)
         if self.normalize == "block":
             for name, s in zip(self.objective.layout.names, self.block_slices, strict=True):
                 norm = _norm(g[s])
-                if norm < UNDERFLOW_NORM and s in self.active:
-                    self._check_underflow(name, norm, theta)
+                if s in self.active:
+                    self._check_resolved(name, norm, log_scales[name], theta)
                 if norm > 0:
                     g[s] /= norm
         elif self.normalize == "global":
-            norm = _norm(np.concatenate([g[s] for s in self.active])) if self.active else 0.0
-            if norm < UNDERFLOW_NORM and self.active:
-                self._check_underflow("*", norm, theta)
+            if len(self.active) == len(self.block_slices):
+                norm = _norm(g)
+            else:
+                norm = _norm(np.concatenate([g[s] for s in self.active])) if self.active else 0.0
+            if self.active:
+                self._check_resolved("*", norm, log_scales[self.active_names[0]], theta)
             if norm > 0:
                 g /= norm
         if self.rate is not None:
             g *= self.rate
         return g
 
-    def _check_underflow(self, block: str, norm: float, theta: np.ndarray) -> None:
-        """Raise :class:`GradientUnderflow` unless ``norm`` is an exact zero at an ordinary
-        loss value (a stationary point of the unit; see the class notes)."""
-        if norm == 0.0:
-            loss = float(np.real(self.objective.value(theta)))
-            if abs(loss) >= UNDERFLOW_NORM:
-                return
-        else:
-            loss = float("nan")  # not needed: a subnormal norm is an underflow whatever L is
-        raise GradientUnderflow(block, float(norm), loss)
+    def _check_resolved(self, block: str, norm: float, log_scale: float,
+                        theta: np.ndarray) -> None:
+        """Raise :class:`GradientUnderflow` when a normalised unit's direction is lost: its
+        (scaled) norm below :data:`UNDERFLOW_NORM` — except an exact zero at an ordinary
+        loss value, a stationary unit — or its true norm below the loss's rounding level
+        :data:`PRECISION_FACTOR`·ε·|L| (see the class notes)."""
+        if norm < UNDERFLOW_NORM:
+            if norm == 0.0:
+                loss = float(np.real(self.objective.value(theta)))
+                if abs(loss) >= UNDERFLOW_NORM:
+                    return
+            else:
+                loss = float("nan")  # not needed: a subnormal norm is an underflow whatever L is
+            raise GradientUnderflow(block, float(norm), loss)
+        log_norm = np.log(norm) + log_scale
+        if self.loss_bound is None:  # the loss at the piece's start bounds it from above
+            self.loss_bound = abs(float(np.real(self.objective.value(theta))))
+        floor = PRECISION_FACTOR * EPS
+        if log_norm < np.log(floor * self.loss_bound):
+            loss = abs(float(np.real(self.objective.value(theta))))
+            if log_norm < np.log(floor * loss):
+                raise GradientUnderflow(block, float(np.exp(log_norm)), loss, kind="precision")
 
     def __call__(self, tau: float, theta: np.ndarray) -> np.ndarray:
         g = self.direction(theta)
