@@ -38,7 +38,6 @@ from gradflow.solvers import (
 )
 from gradflow.trajectory import Trajectory, to_jsonable
 from gradflow.vector_field import (
-    PRECISION_FACTOR,
     Clock,
     GradientUnderflow,
     Normalize,
@@ -599,16 +598,6 @@ class _Run:
         if self.store is not None:
             partial.save(self.store.path / "partial.npz")
         kwargs = {"t": t_old, "trajectory": partial}
-        if isinstance(cause, GradientUnderflow) and cause.kind == "precision":
-            unit = "all trained blocks" if cause.block == "*" else f"block {cause.block!r}"
-            raise GradientUnderflowError(
-                f"the gradient of {unit} fell below the rounding level of the loss {where}: "
-                f"‖∇L‖ = {cause.norm:.3g} < {PRECISION_FACTOR:g}·ε·|L| with L = "
-                f"{cause.loss:.12g}, so its direction — all a normalised flow follows — is "
-                "rounding noise from here on. The loss has converged to a positive floor to "
-                "~1e-12 relative (the data are not separable by this block, or the flow has "
-                "reached a minimiser); the direction beyond this time cannot be computed in "
-                f"float64. {attached}", block=cause.block, **kwargs)
         if isinstance(cause, GradientUnderflow):
             unit = "all trained blocks" if cause.block == "*" else f"block {cause.block!r}"
             raise GradientUnderflowError(

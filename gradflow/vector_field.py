@@ -14,7 +14,6 @@ from gradflow.layout import Layout
 from gradflow.objective import Objective, ScaledObjective
 
 __all__ = [
-    "PRECISION_FACTOR",
     "UNDERFLOW_NORM",
     "Clock",
     "GradientUnderflow",
@@ -40,23 +39,14 @@ def _norm(v: np.ndarray) -> float:
     return top * float(np.sqrt(u @ u))
 
 
-EPS = float(np.finfo(float).eps)
-PRECISION_FACTOR = 1e3
-"""A normalised unit's gradient below ``PRECISION_FACTOR·ε·|L|`` is not resolved from the
-rounding of the loss's own terms: a gradient built from per-sample terms of size ~|L|
-carries rounding errors of ~10-100·ε·|L| (measured: the NTP stage-2 gradient after a short
-stage 1 stops decaying at 1e-14 ≈ 40·ε·|L|), so below this its direction is off by ≳ 5 %."""
-
-
 class GradientUnderflow(Exception):
-    """Raised inside the right-hand side when a normalised block's gradient underflowed
-    (``kind="underflow"``) or fell below the loss's rounding level (``kind="precision"``);
+    """Raised inside the right-hand side when a normalised block's gradient underflowed;
     :func:`gradflow.simulate` turns it into :class:`~gradflow.errors.GradientUnderflowError`
     with the time and the partial trajectory."""
 
-    def __init__(self, block: str, norm: float, loss: float, kind: str = "underflow"):
-        super().__init__(block, norm, loss, kind)
-        self.block, self.norm, self.loss, self.kind = block, norm, loss, kind
+    def __init__(self, block: str, norm: float, loss: float):
+        super().__init__(block, norm, loss)
+        self.block, self.norm, self.loss = block, norm, loss
 
 
 @dataclass(frozen=True)
@@ -176,12 +166,9 @@ class VectorField:
     dividing by the norm would freeze the flow while the solver reports success. The one
     exception is a gradient that is *exactly* zero while the loss is an ordinary number
     (|L| ≥ UNDERFLOW_NORM): a stationary point of that unit (e.g. a block that a symmetric
-    initialisation leaves at zero), which stays put. A unit whose true gradient norm
-    (scale factor included) is below :data:`PRECISION_FACTOR`·ε·|L| raises it too: its
-    direction is rounding noise (a normalised flow whose loss has reached a positive
-    floor). Objectives that are a :class:`~gradflow.objective.ScaledObjective` are evaluated
-    through ``scaled_gradient`` under normalisation, so their direction survives where the
-    plain gradient underflows.
+    initialisation leaves at zero), which stays put. Objectives that are a
+    :class:`~gradflow.objective.ScaledObjective` are evaluated through ``scaled_gradient``
+    under normalisation, so their direction survives where the plain gradient underflows.
     """
 
     def __init__(
@@ -200,7 +187,6 @@ class VectorField:
                 self.rate[layout.slices[name]] = value
         else:
             self.rate = None
-        self.loss_bound: float | None = None
         self.active_names = [k for k in layout.names if rates.get(k, 1.0) > 0]
         self.active = [layout.slices[k] for k in self.active_names]
 
@@ -253,8 +239,9 @@ class VectorField:
                         theta: np.ndarray) -> None:
         """Raise :class:`GradientUnderflow` when a normalised unit's direction is lost: its
         (scaled) norm below :data:`UNDERFLOW_NORM` — except an exact zero at an ordinary
-        loss value, a stationary unit — or its true norm below the loss's rounding level
-        :data:`PRECISION_FACTOR`·ε·|L| (see the class notes)."""
+        loss value, a stationary unit (see the class notes). ``log_scale`` (the factor the
+        scaled gradient took out) is reported, not judged: only the model knows how
+        precisely it computes an exponentially small gradient."""
         if norm < UNDERFLOW_NORM:
             if norm == 0.0:
                 loss = float(np.real(self.objective.value(theta)))
@@ -263,14 +250,6 @@ class VectorField:
             else:
                 loss = float("nan")  # not needed: a subnormal norm is an underflow whatever L is
             raise GradientUnderflow(block, float(norm), loss)
-        log_norm = np.log(norm) + log_scale
-        if self.loss_bound is None:  # the loss at the piece's start bounds it from above
-            self.loss_bound = abs(float(np.real(self.objective.value(theta))))
-        floor = PRECISION_FACTOR * EPS
-        if log_norm < np.log(floor * self.loss_bound):
-            loss = abs(float(np.real(self.objective.value(theta))))
-            if log_norm < np.log(floor * loss):
-                raise GradientUnderflow(block, float(np.exp(log_norm)), loss, kind="precision")
 
     def __call__(self, tau: float, theta: np.ndarray) -> np.ndarray:
         g = self.direction(theta)
