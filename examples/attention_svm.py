@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import gradflow
-from gradflow.numerics import log_softmax, logistic_loss, sigmoid
+from gradflow.numerics import log_softmax, logistic_loss, sigmoid, softmax_readout
 
 
 @dataclass(frozen=True)
@@ -45,17 +45,16 @@ class AttentionSVM(gradflow.Model):
         if not isinstance(data, Instance) or data.X.shape[2] != self.d:
             raise gradflow.ArgumentError(f"data must be an Instance with d={self.d}")
 
+    def scores(self, params, data):
+        return np.einsum("ntd,de,ne->nt", data.X, params["W"], data.z)  # x_itᵀ W z_i
+
     def sample_losses(self, params, data):
-        log_s = log_softmax(np.einsum("ntd,de,ne->nt", data.X, params["W"], data.z), axis=1)
-        a = data.X @ data.v  # (n, T) token values
-        top = np.argmax(log_s.real, axis=1)[:, None]  # locally constant: complex-step safe
-        a_top = np.take_along_axis(a, top, axis=1)
-        f = a_top[:, 0] - np.sum(np.exp(log_s) * (a_top - a), axis=1)  # read-out, no cancelling
-        return logistic_loss(data.y * f) / len(data.y)
+        f = softmax_readout(self.scores(params, data), data.X @ data.v, axis=1)  # stays checkable
+        return logistic_loss(data.y * f)  # ℓ_i; the loss is their mean
 
     def scaled_grad(self, params, data):
         """∇L = e^M · G, with the largest softmax-pair weight e^M factored out."""
-        log_s = log_softmax(np.einsum("ntd,de,ne->nt", data.X, params["W"], data.z), axis=1)
+        log_s = log_softmax(self.scores(params, data), axis=1)
         a = data.X @ data.v
         s = np.exp(log_s)
         c = -data.y * sigmoid(-data.y * np.sum(s * a, axis=1)) / len(data.y)  # ∂ℓ_i/∂f_i
@@ -72,4 +71,6 @@ class AttentionSVM(gradflow.Model):
         return {"W": G["W"] * np.exp(log_scales["W"])}
 
     def observables(self, data):
-        return {"norm_W": lambda th: float(np.linalg.norm(th))}
+        """‖W‖ and the selected token of each sequence (the top score)."""
+        selected = lambda th: np.argmax(self.scores(self.layout.unpack(th), data), axis=1)  # noqa: E731
+        return {"norm_W": lambda th: float(np.linalg.norm(th)), "selected": selected}
