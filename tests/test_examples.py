@@ -11,7 +11,7 @@ import gradflow
 from gradflow.maxmargin import attention_svm_rows, solve_max_margin
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from attention_svm import AttentionSVM, make_instance  # noqa: E402
+from attention_svm import AttentionSVM, make_instance
 
 
 def _unit(W):
