@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gradflow import experiments
-from gradflow.errors import GradflowError
+from gradflow.errors import GradflowError, NonFiniteError, ObservableError, SolverError
 from gradflow.experiments.base import load_config_file, parse_assignments
 from gradflow.gradcheck import check_gradient
 
@@ -25,13 +25,24 @@ def _config(args: argparse.Namespace) -> dict:
 
 RUN_FILE = "run.json"
 """Written into a run folder before integrating: what ``gradflow resume`` re-runs."""
+PARTIAL_FILE = "partial.npz"
+"""Where a run that ended early keeps what it had computed (``gradflow.Trajectory.load``)."""
 
 
 def _execute(name: str, config: dict, out: Path, progress: bool) -> int:
     experiment = experiments.get(name)
     out.mkdir(parents=True, exist_ok=True)
     (out / RUN_FILE).write_text(json.dumps({"experiment": name, "config": config}, indent=2))
-    summary = experiment.run(config, out, progress)
+    try:
+        summary = experiment.run(config, out, progress)
+    except (SolverError, NonFiniteError, ObservableError) as exc:
+        if exc.trajectory is None:
+            raise
+        # the API attaches the partial trajectory; at the command line it goes to a file
+        path = exc.trajectory.save(out / PARTIAL_FILE)
+        message = str(exc).replace("is attached as .trajectory", f"is saved as {path}")
+        raise GradflowError(message if str(path) in message
+                            else f"{message} (partial trajectory: {path})") from exc
     print(f"wrote trajectories, summary.json and figures to {out}")
     for line in experiment.report(summary):
         print(line)
