@@ -186,3 +186,30 @@ def test_check_grad_for_every_experiment(name, capsys):
     else:
         assert main(["check-grad", name]) == 0
     assert capsys.readouterr().out.splitlines()[0].endswith(": ok")
+
+
+def test_degenerate_parity_run_keeps_its_trajectory_and_skips_the_impossible_control(
+        tmp_path, capsys):
+    """Reliability review B11: strings of length 2 only, no regulariser. h(W(T1)) is not
+    separable (certified), so the frozen-W control has no u*(W(T1)): the run says so, keeps its
+    trajectory and draws its figure (it used to end with an error and nothing saved)."""
+    out = tmp_path / "pc"
+    assert main(["run", "parity_cot", "--out", str(out), "--no-progress", "--set", "L0=2",
+                 "--set", "L_max=2", "--set", "regularizer_max=0", "--set", "T=1e3",
+                 "--set", "T1=100"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert "not linearly separable" in summary["frozen_W_control"]["skipped"]
+    assert (out / "trajectory.npz").exists() and (out / "dynamics.png").exists()
+    assert "frozen-W control skipped" in capsys.readouterr().out
+
+
+def test_run_that_ends_early_saves_its_partial_trajectory(tmp_path, capsys):
+    """Reliability review B12/W8: an extreme start (s0_mult = 1e150) makes the first time
+    scales ~1e-151; the run ends at its evaluation budget, exit 2, naming the time, with the
+    partial trajectory in OUT/partial.npz (it used to run for ever without a word)."""
+    out = tmp_path / "extreme"
+    code = main(["run", "cooccurrence", "--out", str(out), "--no-progress", *SMALL,
+                 "--set", "s0_mult=1e150", "--set", "max_nfev=2000"])
+    err = capsys.readouterr().err
+    assert code == 2 and "budget max_nfev=2000" in err and "partial.npz" in err
+    assert Trajectory.load(out / "partial.npz").t.size >= 1

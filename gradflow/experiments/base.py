@@ -12,7 +12,14 @@ import numpy as np
 
 from gradflow.errors import ArgumentError
 
-__all__ = ["Experiment", "Parameter", "load_config_file", "parse_assignments"]
+__all__ = [
+    "BUDGET",
+    "Experiment",
+    "Parameter",
+    "budget_options",
+    "load_config_file",
+    "parse_assignments",
+]
 
 
 @dataclass(frozen=True)
@@ -202,3 +209,17 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             f"config file {path}: expected flat key = value pairs, got tables {nested}"
         )
     return data
+
+
+BUDGET = (
+    Parameter("max_nfev", 200_000, "work limit: gradient evaluations per flow (each simulate "
+              "call), Jacobian columns included", minimum=1),
+    Parameter("max_wall_time", 3600.0, "work limit: seconds of wall time per flow",
+              minimum=0.0),
+)
+"""The work limits of :func:`gradflow.simulate`, as parameters every experiment shares."""
+
+
+def budget_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``simulate``'s ``max_nfev`` and ``max_wall_time`` from a config with :data:`BUDGET`."""
+    return {"max_nfev": int(config["max_nfev"]), "max_wall_time": float(config["max_wall_time"])}

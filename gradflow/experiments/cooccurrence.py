@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from gradflow.errors import ArgumentError
-from gradflow.experiments.base import Experiment, Parameter
+from gradflow.experiments.base import BUDGET, Experiment, Parameter, budget_options
 from gradflow.flow import log_grid, simulate
 from gradflow.models import cooccurrence as cooc
 from gradflow.theory import cooccurrence as theory
@@ -54,6 +54,7 @@ PARAMETERS = (
     Parameter("store_theta", False, "store θ at every record time (57k floats each at the "
               "paper's size)"),
     Parameter("checkpoint", False, "checkpoint into OUT/checkpoint and resume from it"),
+    *BUDGET,
 )
 
 
@@ -183,6 +184,7 @@ def run(config: dict[str, Any], out: Path, progress: bool = False) -> dict[str, 
         store_theta=config["store_theta"],
         checkpoint=out / "checkpoint" if config["checkpoint"] else None,
         progress=progress, config={"experiment": "cooccurrence", **config},
+        **budget_options(config),
     )
     traj.observables["rate_constant"] = theory.rate_constant(
         traj.t, traj.observables["loss"], traj.observables["u_norm_sq"])

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from gradflow.errors import ArgumentError
-from gradflow.experiments.base import Experiment, Parameter
+from gradflow.experiments.base import BUDGET, Experiment, Parameter, budget_options
 from gradflow.flow import log_grid, simulate
 from gradflow.models import representation_icl as rp
 from gradflow.models import softmax_icl as sm
@@ -22,6 +22,7 @@ __all__ = ["ICL_BALANCED", "ICL_IMBALANCED", "ICL_REPRESENTATIONS", "fit_K_squar
 SOLVER = (
     Parameter("rtol", 1e-10, "solver relative tolerance", minimum=0.0),
     Parameter("atol", 1e-12, "solver absolute tolerance", minimum=0.0),
+    *BUDGET,
 )
 
 
@@ -74,7 +75,8 @@ def run_balanced(config: dict[str, Any], out: Path, progress: bool = False) -> d
         traj = simulate(model.objective(None), model.init(), config["T"],
                         rates={"A": model.rate}, method="LSODA", rtol=config["rtol"],
                         atol=config["atol"], record_at=log_grid(config["T"], per_decade=20),
-                        observables=model.observables(None), events=[model.alpha_crosses(0.5)])
+                        observables=model.observables(None), events=[model.alpha_crosses(0.5)],
+                        **budget_options(config))
         traj.save(out / f"balanced_K{K}.npz")
         runs[K] = traj
         crossing = traj.events["alpha_0.5"]
@@ -153,7 +155,8 @@ def run_imbalanced(config: dict[str, Any], out: Path, progress: bool = False) ->
                     rtol=config["rtol"], atol=config["atol"],
                     record_at=log_grid(config["T"], per_decade=20),
                     observables=model.observables(task),
-                    events=[model.alpha_crosses(task, k) for k in (0, 1)])
+                    events=[model.alpha_crosses(task, k) for k in (0, 1)],
+                    **budget_options(config))
     traj.save(out / "imbalanced.npz")
     S = traj.observables["S"]  # (t, n, k)
     B_dominant, B_other = S[:, 0, 1], S[:, 2, 1]  # query feature 2 (index 1): off-targets
@@ -260,7 +263,7 @@ def run_representations(config: dict[str, Any], out: Path, progress: bool = Fals
                         method="LSODA", rtol=config["rtol"], atol=config["atol"],
                         rates={"w": config["gamma"] ** 2},
                         record_at=np.linspace(0, config["T"], 201),
-                        observables=model.observables(task))
+                        observables=model.observables(task), **budget_options(config))
         traj.save(out / f"heads_{H}.npz")
         runs[H] = traj
         gap = traj.observables["gap"]

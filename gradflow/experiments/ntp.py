@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from gradflow.errors import ArgumentError
-from gradflow.experiments.base import Experiment, Parameter
+from gradflow.experiments.base import BUDGET, Experiment, Parameter, budget_options
 from gradflow.flow import log_grid, simulate
 from gradflow.models import ntp
 from gradflow.theory import ntp as theory
@@ -42,6 +42,7 @@ PARAMETERS = (
               "others grow like t)", minimum=0.0),
     Parameter("per_decade", 20, "record points per decade of t", minimum=1),
     Parameter("ablation", True, "also run joint one-stage training of both blocks"),
+    *BUDGET,
 )
 
 
@@ -104,7 +105,8 @@ def run_all(config: dict[str, Any]) -> dict[str, Any]:
     model = ntp.NTPTransformer(data.d)
     ov, kq = theory.max_margin_ov(data), theory.max_margin_kq(data)
     references = {"W_ov": ov.w, "W_kq": kq.w}
-    options = {"method": config["method"], "rtol": config["rtol"], "atol": config["atol"]}
+    options = {"method": config["method"], "rtol": config["rtol"], "atol": config["atol"],
+               **budget_options(config)}
     theta0 = model.init(rng=config["init_seed"], preset=config["init"])
     stage1, stage2 = ntp.two_stage(model, data, T0=config["T0"], T=config["T"],
                                    references=references, theta0=theta0,

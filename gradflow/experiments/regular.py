@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from gradflow.errors import ArgumentError, InfeasibleError
-from gradflow.experiments.base import Experiment, Parameter
+from gradflow.experiments.base import BUDGET, Experiment, Parameter, budget_options
 from gradflow.maxmargin import solve_max_margin
 from gradflow.models import regular as rg
 from gradflow.trajectory import Trajectory, to_jsonable
@@ -30,6 +30,7 @@ COMMON = (
     Parameter("rtol", 1e-9, "solver relative tolerance", minimum=0.0),
     Parameter("atol", 1e-11, "solver absolute tolerance", minimum=0.0),
     Parameter("per_decade", 10, "record points per decade of t", minimum=1),
+    *BUDGET,
 )
 EP_PARAMETERS = (Parameter("L_max", 6, "longest string length", minimum=2), *COMMON)
 COT_PARAMETERS = (
@@ -55,7 +56,8 @@ def _check(config: dict[str, Any]) -> None:
 
 
 def _options(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: config[k] for k in ("method", "clock", "rtol", "atol")}
+    return {**{k: config[k] for k in ("method", "clock", "rtol", "atol")},
+            **budget_options(config)}
 
 
 def phase1_exponents(traj: Trajectory, t_max: float = 1.0) -> dict[str, list[float]]:
@@ -165,15 +167,22 @@ def _run(name: str, data: rg.RegularData, config: dict[str, Any], out: Path,
     summary = {"experiment": name, "config": config,
                **_trajectory_summary(traj, data, model, config), **extra(model, traj),
                "solver": traj.stats}
+    traj.save(out / "trajectory.npz")  # before the control, which may find no u*(W_T1)
     T1 = traj.t[int(np.argmin(np.abs(traj.t - config["T1"])))]
-    control = rg.frozen_w_control(model, data, traj.theta[int(np.argmin(np.abs(traj.t - T1)))],
-                                  T1, config["T"], **_options(config))
-    cos_fixed = control.observables["cos_fixed"]
-    summary["frozen_W_control"] = {"T1": float(T1), "cos_fixed": cos_fixed.tolist(),
-                                   "t": control.t.tolist(),
-                                   "monotone": bool(np.all(np.diff(cos_fixed) >= -1e-12))}
-    traj.save(out / "trajectory.npz")
-    control.save(out / "frozen_w_control.npz")
+    try:
+        control = rg.frozen_w_control(model, data,
+                                      traj.theta[int(np.argmin(np.abs(traj.t - T1)))],
+                                      T1, config["T"], **_options(config))
+    except InfeasibleError as exc:
+        summary["frozen_W_control"] = {
+            "T1": float(T1), "skipped": "the attention outputs h_n(W(T1)) are not linearly "
+            f"separable, so u*(W(T1)) does not exist (certified: {exc})"}
+    else:
+        cos_fixed = control.observables["cos_fixed"]
+        summary["frozen_W_control"] = {"T1": float(T1), "cos_fixed": cos_fixed.tolist(),
+                                       "t": control.t.tolist(),
+                                       "monotone": bool(np.all(np.diff(cos_fixed) >= -1e-12))}
+        control.save(out / "frozen_w_control.npz")
     summary = to_jsonable(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     figures.draw(out)
@@ -231,6 +240,12 @@ def _plot(out: Path) -> list[Path]:
     return figures.draw(Path(out))
 
 
+def _control_line(control: dict[str, Any]) -> str:
+    if "skipped" in control:
+        return f"frozen-W control skipped: {control['skipped']}"
+    return f"frozen-W control: cos → {control['cos_fixed'][-1]:.6f}"
+
+
 def _report(summary: dict[str, Any]) -> list[str]:
     final = summary["final"]
     lines = [f"separable at t = {summary['separable_at']}",
@@ -239,7 +254,7 @@ def _report(summary: dict[str, Any]) -> list[str]:
              f"‖u‖ slope per ln t, last decade: "
              f"{summary['u_norm_slope_per_ln_t_by_decade'][-1][2]:.3f}",
              f"cos(u, u*(W_t)) = {summary['cos_moving_at']}",
-             f"frozen-W control: cos → {summary['frozen_W_control']['cos_fixed'][-1]:.6f}"]
+             _control_line(summary["frozen_W_control"])]
     for key in ("parity_truncated_cot_accuracy", "parity_cot_generation_accuracy"):
         if key in summary:
             lines.append(f"{key}: {summary[key]}")

@@ -18,7 +18,8 @@ __all__ = ["draw"]
 def draw(out: Path) -> list[Path]:
     """Write ``dynamics.png`` (six panels) from a saved run folder."""
     traj = Trajectory.load(out / "trajectory.npz")
-    control = Trajectory.load(out / "frozen_w_control.npz")
+    control_file = out / "frozen_w_control.npz"  # absent when h(W_T1) is not separable
+    control = Trajectory.load(control_file) if control_file.exists() else None
     summary = json.loads((out / "summary.json").read_text())
     tau0 = summary["config"]["tau0"]
     t, o = traj.t, traj.observables
@@ -30,7 +31,7 @@ def draw(out: Path) -> list[Path]:
     early = pos & (t <= 3.0)
     scores = o["scores"].mean(axis=2)
     ax.loglog(t[early], scores[early, 0], label="s_1 (position 1)")
-    for ell in (1, 2):
+    for ell in range(1, min(3, scores.shape[1])):  # short strings have fewer positions
         ax.loglog(t[early], -scores[early, ell], label=f"−s_{ell + 1}")
     ax.loglog(t[early], o["W_norm"][early], label="‖W‖")
     t_ref = t[early]
@@ -67,8 +68,9 @@ def draw(out: Path) -> list[Path]:
                         ("cos_first_separable", "cos(u, u*(W at first separability))"),
                         ("cos_saturated", "cos(u, u*_∞)")):
         ax.semilogx(t[pos], o[name][pos], label=label)
-    ax.semilogx(control.t, control.observables["cos_fixed"], "k--",
-                label=f"frozen W at t={control.t[0]:g}: cos(u, u*(W_T1))")
+    if control is not None:
+        ax.semilogx(control.t, control.observables["cos_fixed"], "k--",
+                    label=f"frozen W at t={control.t[0]:g}: cos(u, u*(W_T1))")
     ax.set(xlabel="t", ylim=(0.8, 1.005), title="direction of u")
     ax.legend(fontsize=8)
 
