@@ -145,7 +145,11 @@ class _Meter:
         self.deadline = time.perf_counter() + max_wall_time - counters["wall_time"]
 
     def wrap(self, field: VectorField) -> Callable[[float, np.ndarray], np.ndarray]:
+        """``field`` counted, budgeted, shape-checked; remembers the last non-finite value
+        (a solver that fails on a NaN at a trial point reports only a step-size symptom)."""
         counters = self.counters
+        size = field.objective.layout.size
+        self.nonfinite_at: float | None = None
 
         def metered(tau: float, theta: np.ndarray) -> np.ndarray:
             counters["nfev"] += 1
@@ -153,7 +157,13 @@ class _Meter:
                 raise _OutOfBudget("max_nfev")
             if time.perf_counter() > self.deadline:
                 raise _OutOfBudget("max_wall_time")
-            return field(tau, theta)
+            value = field(tau, theta)
+            if value.shape != (size,):
+                raise ArgumentError(f"objective.gradient returned shape {value.shape}, "
+                                    f"expected ({size},) (objective.layout.size)")
+            if self.nonfinite_at is None and not np.all(np.isfinite(value)):
+                self.nonfinite_at = float(tau)
+            return value
 
         return metered
 
@@ -627,7 +637,9 @@ class _Run:
                 f"checkpoint= a rerun with a larger budget resumes. {attached}",
                 budget=cause.budget, **kwargs)
         if self.stop_reason == "non-finite" or (
-            cause is not None and not np.all(np.isfinite(field.direction(theta_old)))
+            self.stop_reason == "solver failure"
+            and (self.meter.nonfinite_at is not None
+                 or not np.all(np.isfinite(field.direction(theta_old))))
         ):
             self.stop_reason = "non-finite"
             self.status = "failed: non-finite state"

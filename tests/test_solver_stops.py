@@ -291,3 +291,17 @@ def test_bad_budget_and_tolerance_arguments(kwargs, match):
     args = {"t_end": 1.0, **kwargs}
     with pytest.raises(gradflow.ArgumentError, match=match):
         simulate(HalfSquaredNorm(), np.zeros(5), args.pop("t_end"), **args)
+
+
+def test_nan_at_a_trial_point_is_reported_as_non_finite():
+    """Reliability review W7: a gradient that turns NaN beyond θ = 2 made RK45 fail with a
+    step-size message; the error now names the non-finite field."""
+    field = Field(lambda th: np.where(th > 2, np.nan, -1.0))
+    with pytest.raises(gradflow.NonFiniteError) as info:
+        simulate(field, np.array([0.0]), 10.0, method="RK45")
+    assert info.value.t == pytest.approx(2.0, abs=0.1)
+
+
+def test_gradient_of_the_wrong_shape_is_named():
+    with pytest.raises(gradflow.ArgumentError, match=r"returned shape \(3,\)"):
+        simulate(Field(lambda th: np.ones(3)), np.array([0.0]), 1.0)
