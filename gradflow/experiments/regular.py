@@ -91,12 +91,10 @@ def derived(traj: Trajectory, data: rg.RegularData, model: rg.RegularTransformer
     if separable.size:
         first = traj.final_theta if separable[0] >= len(t) else traj.theta[separable[0]]
         fwd = model.forward(model.layout.unpack(first), data)
-        try:
-            u_star = solve_max_margin(data.y[:, None] * fwd.h).w
-            out["cos_first_separable"] = u @ u_star / (np.linalg.norm(u, axis=1)
-                                                       * np.linalg.norm(u_star) + 1e-300)
-        except InfeasibleError:
-            pass
+        # u separates these features, so the problem is feasible: a solver error propagates
+        u_star = solve_max_margin(data.y[:, None] * fwd.h).w
+        out["cos_first_separable"] = u @ u_star / (np.linalg.norm(u, axis=1)
+                                                   * np.linalg.norm(u_star) + 1e-300)
     return out
 
 

@@ -383,12 +383,11 @@ class RegularTransformer(LastTokenModel):
                                     of the longest length (``attention_neg``: negatives)
         ``u_norm``, ``W_norm``      ‖u‖, ‖W‖_F (``W_change``: ‖W − W_ref‖ with ``W_ref``)
         ``normalized_margin``       min_n y_n⟨u, h_n⟩/‖u‖
-        ``cos_moving``              cos(u, u*(W_t)), NaN while not separable
+        ``cos_moving``              cos(u, u*(W_t)), NaN while u does not separate
         ``cos_<name>``              cos(u, u_ref) for every ``u_refs`` entry
         ``accuracy``                fraction of strings with y·T > 0
         ==========================  ==================================================
         """
-        from gradflow.errors import InfeasibleError
         from gradflow.maxmargin import solve_max_margin
 
         layout = self.layout
@@ -411,12 +410,9 @@ class RegularTransformer(LastTokenModel):
             p = params(th)
             fwd = self.forward(p, data)
             if np.min(data.y * fwd.f) <= 0:
-                return np.nan
-            try:
-                u_star = solve_max_margin(data.y[:, None] * fwd.h).w
-            except InfeasibleError:
-                return np.nan
-            return cos(p["u"], u_star)
+                return np.nan  # u does not separate the features yet
+            # u separates them, so u*(W_t) exists: a solver error is an error, never a NaN
+            return cos(p["u"], solve_max_margin(data.y[:, None] * fwd.h).w)
 
         obs: dict[str, Observable] = {
             "loss": lambda th: float(self.loss(params(th), data)),
