@@ -62,9 +62,12 @@ after which the solver is said to have stalled."""
 STALL_ADVANCE = 1e-8
 """The solver has also stalled when :data:`STIFF_WINDOW` accepted steps together advance τ by
 less than this fraction of |τ|: at that pace t_end is ≳1e8 windows away."""
+BLOW_UP_WINDOW = 1e-2
 BLOW_UP_GROWTH = 1e2
-"""A stall or a solver failure while max|θ| is this factor above the largest value recorded
-before (in the current rate piece) is reported as a finite-time blow-up:
+"""A stall or a solver failure while max|θ| grew by this factor within the last
+:data:`BLOW_UP_WINDOW` of τ (1 % of the time so far) is reported as a finite-time blow-up
+(max|θ| ~ 1/(t* − t)); a flow that grows like a power of t, or like e^t at t ≲ 400, does
+not qualify:
 steps that stop advancing t while the state keeps growing. A stall without growth (a
 discontinuous or chattering field) is a :class:`~gradflow.errors.StallError`."""
 
@@ -176,14 +179,14 @@ class _StepMonitor:
     last stage k_s (at θ_s) and the derivative at the new state, estimates the Jacobian's
     spectral radius where the stages probe it; h·ρ near the stability limit means the step
     size is set by stability, not accuracy. It costs no evaluation (the solver keeps its
-    stages). ``peak`` is the largest max|θ| recorded so far in the piece, against which a
-    stall or a failure is judged a blow-up.
+    stages). A stall or a failure is judged a blow-up by :meth:`growth`: max|θ| against its
+    value :data:`BLOW_UP_WINDOW` of τ earlier, from samples taken every 0.1 % of τ.
     """
 
     def __init__(self, method: str, reference: float):
         self.limit = STABILITY_LIMIT.get(method)
         self.frozen = 0
-        self.peak = reference  # the largest max|θ| at a record time of this piece
+        self.samples: deque[tuple[float, float]] = deque(maxlen=64)  # (τ, max|θ|)
         self.latest = reference
         self.times: deque[float] = deque(maxlen=STIFF_WINDOW + 1)  # τ of the last steps
         self.h_rho: deque[float] = deque(maxlen=STIFF_WINDOW)
@@ -191,6 +194,8 @@ class _StepMonitor:
     def after_step(self, solver, tau_old: float, theta_old: np.ndarray) -> str | None:
         """``"stall"``, ``"blow-up"``, ``"stiff"`` or None after one accepted step."""
         self.latest = float(np.max(np.abs(solver.y)))
+        if not self.samples or solver.t >= self.samples[-1][0] * (1 + 1e-3) + 1e-300:
+            self.samples.append((solver.t, self.latest))
         self.times.append(solver.t)
         moved = solver.t - tau_old
         self.frozen = self.frozen + 1 if moved <= 1e-12 * abs(solver.t) else 0
@@ -212,9 +217,15 @@ class _StepMonitor:
         return None
 
     def growth(self) -> float:
-        """max|θ| now over the largest max|θ| recorded before in this piece."""
-        if self.peak > 0:
-            return self.latest / self.peak
+        """max|θ| now over max|θ| at the last sample at least :data:`BLOW_UP_WINDOW`·|τ|
+        before now (the oldest sample if all are more recent)."""
+        if not self.samples:
+            return 1.0
+        now = self.samples[-1][0]
+        before = [norm for tau, norm in self.samples if tau <= now * (1 - BLOW_UP_WINDOW)]
+        reference = before[-1] if before else self.samples[0][1]
+        if reference > 0:
+            return self.latest / reference
         return np.inf if self.latest > 0 else 1.0
 
     def stiff(self) -> bool:
@@ -424,10 +435,9 @@ class _Run:
         method = state["method"]
         kwargs = dict(self.solver_kwargs)
         step = kwargs.pop("jacobian_step", None)
-        if method == "LSODA" and "jac" not in kwargs and not {"lband", "uband"} & set(kwargs):
-            # LSODA's own increments are relative to |θ_j|: see solvers.jacobian_increment
-            kwargs["jac"] = finite_difference_jacobian(metered, step)
-        elif step is not None and method in IMPLICIT:
+        if (method in IMPLICIT and "jac" not in kwargs
+                and not {"lband", "uband", "jac_sparsity"} & set(kwargs)):
+            # the solvers' own increments are relative to |θ_j|: see solvers.jacobian_increment
             kwargs["jac"] = finite_difference_jacobian(metered, step)
         if method not in IMPLICIT:
             for key in ("jac", "jac_sparsity", "lband", "uband", "jacobian_step"):
@@ -448,6 +458,9 @@ class _Run:
         metered = self.meter.wrap(field)
         tau_end = self.piece_tau[piece + 1]
         try:
+            if self.normalize is not None:
+                self.counters["nfev"] += 1
+                field.check_state(state["theta"])
             start_ok = np.all(np.isfinite(metered(state["tau"], state["theta"])))
             solver = self._make_solver(metered, state, tau_end)
         except (GradientUnderflow, _OutOfBudget) as exc:
@@ -474,15 +487,21 @@ class _Run:
                 self._fail(state, field, solver, tau_old, theta_old, message, monitor)
             if not np.all(np.isfinite(solver.y)):
                 self._fail(state, field, solver, tau_old, theta_old, None, monitor)
+            if field.underflow is not None:  # a trial point lost its direction: this state?
+                self.counters["nfev"] += 1
+                try:
+                    field.check_state(solver.y)
+                except GradientUnderflow as exc:
+                    self._fail(state, field, solver, tau_old, theta_old, exc, monitor)
             verdict = monitor.after_step(solver, tau_old, theta_old)
+            if verdict == "stall" and self.auto and FALLBACK.get(state["method"]):
+                self._switch(state, FALLBACK[state["method"]], f"{state['method']} stalled")
+                return
             if verdict in ("stall", "blow-up"):
                 self._fail(state, field, solver, tau_old, theta_old, verdict, monitor)
             dense = _LazyDense(solver)
             stop_tau = self._events(state, tau_old, solver, dense)
             recorded = self._record(state, min(solver.t, stop_tau), solver, dense, bar)
-            if recorded:
-                monitor.peak = max(monitor.peak,
-                                   float(np.max(np.abs(self._last_recorded(solver, dense)))))
             if stop_tau < np.inf:
                 theta_stop = solver.y if stop_tau == solver.t else dense(stop_tau)
                 if self.recorder.rows["t"][-1] < self.clock.t(stop_tau):
@@ -505,10 +524,6 @@ class _Run:
         state.update(piece=piece + 1, h=None)
         self._clock_in()
         self._checkpoint(state)
-
-    def _last_recorded(self, solver, dense) -> np.ndarray:
-        tau = self.clock.tau(self.recorder.rows["t"][-1])
-        return solver.y if tau >= solver.t else dense(tau)
 
     def _segment_done(self, state: dict[str, Any]) -> bool:
         k = state["next"]

@@ -64,7 +64,7 @@ AUTO_EXPLICIT = "RK45"
 AUTO_IMPLICIT_STATE = 1000
 """``"auto"`` starts implicit on states up to this size (see the module notes)."""
 
-FALLBACK = {"LSODA": "BDF", "BDF": "Radau", "Radau": None, "RK45": None, "RK23": None,
+FALLBACK = {"BDF": "LSODA", "LSODA": "Radau", "Radau": None, "RK45": None, "RK23": None,
             "DOP853": None}
 """Where ``"auto"`` goes when a method fails; None: nowhere (the failure is raised)."""
 

@@ -188,6 +188,8 @@ class VectorField:
         else:
             self.rate = None
         self.active_names = [k for k in layout.names if rates.get(k, 1.0) > 0]
+        self.underflow: GradientUnderflow | None = None  # a trial point's lost direction
+        self.strict = False
         self.active = [layout.slices[k] for k in self.active_names]
 
     def _scaled_gradient(self, theta: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
@@ -209,8 +211,15 @@ class VectorField:
             log_scales = dict.fromkeys(names, top)
         return g, log_scales
 
-    def direction(self, theta: np.ndarray) -> np.ndarray:
-        """``R·P(∇L(θ))`` (the descent direction before the sign and the clock factor)."""
+    def direction(self, theta: np.ndarray, strict: bool = False) -> np.ndarray:
+        """``R·P(∇L(θ))`` (the descent direction before the sign and the clock factor).
+
+        A lost direction (see the class notes) raises :class:`GradientUnderflow` when
+        ``strict``; otherwise it is remembered in :attr:`underflow` and the unnormalised
+        vector is returned: the solver's trial points may lie far ahead of the flow (implicit
+        steps grow ∝ t), and only an *accepted* state that underflows ends the run
+        (:meth:`check_state`)."""
+        self.strict = strict
         if self.normalize is None:
             g = np.array(self.objective.gradient(theta), dtype=float)
         else:
@@ -249,7 +258,17 @@ class VectorField:
                     return
             else:
                 loss = float("nan")  # not needed: a subnormal norm is an underflow whatever L is
-            raise GradientUnderflow(block, float(norm), loss)
+            exc = GradientUnderflow(block, float(norm), loss)
+            if self.strict:
+                raise exc
+            if self.underflow is None:
+                self.underflow = exc
+
+    def check_state(self, theta: np.ndarray) -> None:
+        """Raise :class:`GradientUnderflow` if the direction at ``theta`` is lost; forget
+        trial points that underflowed before."""
+        self.underflow = None
+        self.direction(theta, strict=True)
 
     def __call__(self, tau: float, theta: np.ndarray) -> np.ndarray:
         g = self.direction(theta)
