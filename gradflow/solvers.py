@@ -14,7 +14,12 @@
    radius) over :data:`STIFF_WINDOW` steps and the state is small enough for a dense Jacobian
    (≤ :data:`MAX_DENSE_JACOBIAN_STATE`), the run switches to :data:`AUTO_IMPLICIT`.
 4. When an implicit method fails (LSODA's "repeated convergence failures", a step size
-   below spacing), the run falls back along :data:`FALLBACK` from the last accepted state.
+   below spacing) or stalls, the run falls back along :data:`FALLBACK` from the last
+   accepted state (BDF, the cheapest on most cases, fails on the NTP stage-2 flow past
+   t ≈ 2e7, where LSODA goes on).
+
+Every implicit method gets :func:`finite_difference_jacobian` with
+:func:`jacobian_increment` unless the caller gives a Jacobian or its structure.
 
 Every switch is recorded in ``Trajectory.stats["switches"]``, and ``stats["method"]`` is the
 method that finished the run.
