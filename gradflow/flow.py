@@ -479,6 +479,7 @@ class _Run:
                 self._fail(state, field, solver, tau_old, theta_old, verdict, monitor)
             dense = _LazyDense(solver)
             stop_tau = self._events(state, tau_old, solver, dense)
+            next_before = state["next"]
             recorded = self._record(state, min(solver.t, stop_tau), solver, dense, bar)
             if recorded:
                 monitor.peak = max(monitor.peak,
@@ -490,7 +491,7 @@ class _Run:
                 state.update(tau=stop_tau, theta=np.array(theta_stop), h=None)
                 return
             state.update(tau=solver.t, theta=solver.y, h=_step_size(solver))
-            if (recorded and self._segment_done(state)) or (
+            if self._segment_done(next_before, state["next"]) or (
                 self.store is not None
                 and time.perf_counter() - self.last_save > CHECKPOINT_SECONDS
             ):
@@ -510,9 +511,15 @@ class _Run:
         tau = self.clock.tau(self.recorder.rows["t"][-1])
         return solver.y if tau >= solver.t else dense(tau)
 
-    def _segment_done(self, state: dict[str, Any]) -> bool:
-        k = state["next"]
-        return k >= len(self.grid_t) or _decade(self.grid_t[k - 1]) != _decade(self.grid_t[k])
+    def _segment_done(self, k0: int, k: int) -> bool:
+        """Whether recording the grid times k0 … k−1 in one step finished a decade of the
+        record grid: the next time to record, grid[k] (none: past the end), lies in a later
+        decade than grid[k0] did. One step may finish several decades; they close one
+        segment, since a state to resume from exists only at the end of a step."""
+        def decade(j: int) -> float:
+            return _decade(self.grid_t[j]) if j < len(self.grid_t) else np.inf
+
+        return k > k0 and decade(k) != decade(k0)
 
     def _record(self, state, tau_stop, solver, dense, bar) -> bool:
         k0 = state["next"]
