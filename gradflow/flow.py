@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -11,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import integrate, optimize
 
-from gradflow.checkpoint import CheckpointStore, fingerprint
+from gradflow.checkpoint import CheckpointStore, RunShape, fingerprint
 from gradflow.errors import (
     ArgumentError,
     BlowUpError,
@@ -359,53 +360,70 @@ class _Run:
 
     # ------------------------------------------------------------------ state
 
+    @property
+    def first_method(self) -> str:
+        if not self.auto:
+            return self.requested
+        return auto_method(self.objective.layout.size, self.normalize is not None)
+
+    def shape(self) -> RunShape:
+        """What a checkpoint of this run must agree with."""
+        return RunShape(
+            grid_t=self.grid_t, grid_tau=self.grid_tau, piece_tau=tuple(self.piece_tau),
+            size=self.objective.layout.size, store_theta=self.recorder.store_theta,
+            observables=tuple(self.recorder.observables),
+            events=tuple((e.name, e.terminal) for e in self.events),
+            first_method=self.first_method, methods=frozenset(METHODS),
+            t_of_tau=self.clock.t)
+
     def _fresh_state(self) -> dict[str, Any]:
         theta = np.array(self.theta0, dtype=float)
         t0 = float(self.grid_t[0])
         self.recorder.add(t0, theta)
-        method = auto_method(theta.size) if self.auto else self.requested
         return {"piece": 0, "tau": self.piece_tau[0], "theta": theta, "h": None, "next": 1,
                 "event_values": [_event_value(e, theta, t0) for e in self.events],
-                "resumed": 0, "method": method}
+                "resumed": 0, "method": self.first_method}
 
     def _restore(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """The loop's state from a checkpoint that :meth:`CheckpointStore.load_state` has
+        validated against :meth:`shape`."""
         info, arrays = saved["info"], saved["arrays"]
         for segment in saved["segments"]:
             self.recorder.extend(segment)
         self.crossings = {k: list(v) for k, v in info["crossings"].items()}
         self.counters = info["counters"]
         self.status = info["status"]
-        self.stop_reason = info.get("stop_reason", "finished" if self.status != "running"
-                                    else "running")
-        self.switches = list(info.get("switches", []))
-        self.segment_index = info["n_segments"]
-        return {"piece": info["piece"], "tau": info["tau"], "theta": arrays["theta"],
-                "h": info["h"], "next": info["next"],
-                "event_values": list(arrays["event_values"]), "resumed": info["resumed"] + 1,
-                "method": info.get("method", self.requested)}
+        self.stop_reason = info["stop_reason"]
+        self.switches = list(info["switches"])
+        state = {"piece": info["piece"], "tau": info["tau"], "theta": arrays["theta"],
+                 "h": info["h"], "next": info["next"],
+                 "event_values": list(arrays["event_values"]), "resumed": info["resumed"] + 1,
+                 "method": info["method"]}
+        if state["piece"] < len(self.piece_t) - 1 and state["tau"] == self.piece_tau[
+                state["piece"] + 1]:
+            # saved after the last step of a piece, before the piece count moved on: the
+            # uninterrupted run goes on with the next piece (and a fresh step size) here
+            state.update(piece=state["piece"] + 1, h=None)
+        return state
 
     def _checkpoint(self, state: dict[str, Any]) -> None:
         if self.store is None:
             return
-        rows = self.recorder.unsaved()
-        if rows is not None:
-            self.segment_index += 1
         info = {
             "piece": state["piece"], "tau": state["tau"], "h": state["h"], "next": state["next"],
             "crossings": self.crossings, "counters": self.counters, "status": self.status,
-            "stop_reason": self.stop_reason, "n_segments": self.segment_index,
-            "resumed": state["resumed"], "method": state["method"], "switches": self.switches,
+            "stop_reason": self.stop_reason, "resumed": state["resumed"],
+            "method": state["method"], "switches": self.switches,
         }
         arrays = {"theta": state["theta"],
                   "event_values": np.asarray(state["event_values"], dtype=float)}
-        self.store.save(self.segment_index - 1, rows, arrays, to_jsonable(info))
+        self.store.save(self.recorder.unsaved(), arrays, to_jsonable(info))
         self.last_save = time.perf_counter()
 
     # ------------------------------------------------------------------ loop
 
     def execute(self) -> Trajectory:
-        self.segment_index = 0
-        saved = self.store.load_state() if self.store is not None else None
+        saved = self.store.load_state(self.shape()) if self.store is not None else None
         self.started = time.perf_counter()
         self.wall0 = saved["info"]["counters"]["wall_time"] if saved is not None else 0.0
         state = None
@@ -501,7 +519,8 @@ class _Run:
                 self._fail(state, field, solver, tau_old, theta_old, verdict, monitor)
             dense = _LazyDense(solver)
             stop_tau = self._events(state, tau_old, solver, dense)
-            recorded = self._record(state, min(solver.t, stop_tau), solver, dense, bar)
+            next_before = state["next"]
+            self._record(state, min(solver.t, stop_tau), solver, dense, bar)
             if stop_tau < np.inf:
                 theta_stop = solver.y if stop_tau == solver.t else dense(stop_tau)
                 if self.recorder.rows["t"][-1] < self.clock.t(stop_tau):
@@ -509,7 +528,7 @@ class _Run:
                 state.update(tau=stop_tau, theta=np.array(theta_stop), h=None)
                 return
             state.update(tau=solver.t, theta=solver.y, h=_step_size(solver))
-            if (recorded and self._segment_done(state)) or (
+            if self._segment_done(next_before, state["next"]) or (
                 self.store is not None
                 and time.perf_counter() - self.last_save > CHECKPOINT_SECONDS
             ):
@@ -525,9 +544,15 @@ class _Run:
         self._clock_in()
         self._checkpoint(state)
 
-    def _segment_done(self, state: dict[str, Any]) -> bool:
-        k = state["next"]
-        return k >= len(self.grid_t) or _decade(self.grid_t[k - 1]) != _decade(self.grid_t[k])
+    def _segment_done(self, k0: int, k: int) -> bool:
+        """Whether recording the grid times k0 … k−1 in one step finished a decade of the
+        record grid: the next time to record, grid[k] (none: past the end), lies in a later
+        decade than grid[k0] did. One step may finish several decades; they close one
+        segment, since a state to resume from exists only at the end of a step."""
+        def decade(j: int) -> float:
+            return _decade(self.grid_t[j]) if j < len(self.grid_t) else np.inf
+
+        return k > k0 and decade(k) != decade(k0)
 
     def _record(self, state, tau_stop, solver, dense, bar) -> bool:
         k0 = state["next"]
@@ -752,6 +777,31 @@ def _check_budget(name: str, value: Any, integer: bool) -> float:
     return float(value)
 
 
+def _objective_identity(objective: Objective, checkpoint_key: Any) -> str:
+    """What identifies ``objective`` in a checkpoint's fingerprint (JSON of both keys).
+
+    A checkpoint folder may only resume its own run, and nothing else tells gradflow which
+    data a hand-written objective integrates: without a key of its own (``ModelObjective``
+    hashes its model and data) the caller must vouch for one.
+    """
+    own = getattr(objective, "checkpoint_key", None)  # a ModelObjective hashes here
+    if own is not None and not (isinstance(own, str) and own):
+        raise ArgumentError(f"{type(objective).__name__}.checkpoint_key must be a non-empty "
+                            f"string, got {own!r}")
+    if checkpoint_key is not None and not (isinstance(checkpoint_key, str) and checkpoint_key):
+        raise ArgumentError(f"checkpoint_key must be a non-empty string, got {checkpoint_key!r}")
+    if own is None and checkpoint_key is None:
+        raise ArgumentError(
+            f"checkpoint= needs to know which objective it holds, and "
+            f"{type(objective).__name__} has no checkpoint_key (a gradflow.ModelObjective has "
+            "one: a hash of its model's fixed quantities and its data). Pass "
+            "simulate(..., checkpoint_key='...'), a string that you vouch identifies this "
+            "objective and its data (a folder made under the same key with other data would "
+            "be resumed), or give the objective a checkpoint_key attribute, e.g. "
+            "gradflow.checkpoint.content_hash of its data")
+    return json.dumps([own, checkpoint_key])
+
+
 def simulate(
     objective: Objective,
     theta0: np.ndarray,
@@ -769,6 +819,7 @@ def simulate(
     normalize: Normalize = None,
     store_theta: bool = True,
     checkpoint: str | Path | None = None,
+    checkpoint_key: str | None = None,
     progress: bool = False,
     max_step: float = np.inf,
     solver_options: Mapping[str, Any] | None = None,
@@ -820,8 +871,16 @@ def simulate(
     checkpoint : path, optional
         A folder. After each finished segment (a decade of the record grid, a rate piece, or
         60 s of wall time) the recorded rows and the solver state are saved there; calling
-        ``simulate`` again with the same arguments resumes from the last save. For explicit
-        Runge–Kutta methods the resumed run is bitwise identical to an uninterrupted one.
+        ``simulate`` again with the same objective and arguments resumes from the last save
+        (budgets aside: a rerun with a larger ``max_nfev`` or ``max_wall_time`` resumes). For
+        explicit Runge–Kutta methods the resumed run is bitwise identical to an
+        uninterrupted one. The folder is bound to the run's fingerprint: the objective's
+        ``checkpoint_key``, ``checkpoint_key=``, the settings, θ0 and the record grid.
+    checkpoint_key : str, optional
+        With ``checkpoint=``: a string you vouch identifies the objective and its data. Needed
+        when the objective has no ``checkpoint_key`` of its own (a hand-written
+        :class:`Objective`; every :class:`~gradflow.ModelObjective` has one, a content hash of
+        the model and the data); with one, both must match to resume.
     progress : bool
         Show a progress bar (counts record times).
     max_step : float
@@ -864,7 +923,8 @@ def simulate(
         An observable or event function raised, or returned a value that cannot be recorded;
         carries ``.t`` and the rows recorded so far.
     CheckpointError
-        ``checkpoint`` holds another run or is corrupt.
+        ``checkpoint`` holds another run, was written by an older gradflow, or is damaged
+        or edited (the message names the file and the field).
     """
     layout = objective.layout
     theta0 = np.asarray(layout.check_vector(theta0, "theta0"))
@@ -937,8 +997,12 @@ def simulate(
     run_config = to_jsonable(run_config)
     store = None
     if checkpoint is not None:
-        key = fingerprint(run_config, {"theta0": theta0, "grid": grid})
-        store = CheckpointStore(checkpoint, key)
+        identity = _objective_identity(objective, checkpoint_key)
+        key, parts = fingerprint(run_config, {"theta0": theta0, "grid": grid}, identity)
+        store = CheckpointStore(checkpoint, key, parts)
+    elif checkpoint_key is not None:
+        raise ArgumentError("checkpoint_key is given without checkpoint=: it identifies the "
+                            "objective of a checkpoint folder, and there is none")
     solver_kwargs = {"rtol": rtol, "atol": atol, "max_step": max_step, **options}
     run = _Run(objective, theta0, grid, clk, method, solver_kwargs, schedule, normalize,
                _Recorder(observables, store_theta), events, breaks, t_start, t_end, store,

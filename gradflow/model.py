@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from gradflow.checkpoint import _Hasher
 from gradflow.layout import Layout
 from gradflow.objective import ModelObjective
 
@@ -51,9 +52,23 @@ class Model(ABC):
        exponential; normalised flows (``simulate(..., normalize=...)``) then keep their
        direction after the plain gradient underflows. Without it such a flow ends with
        :class:`~gradflow.errors.GradientUnderflowError` instead of freezing.
+    10. :meth:`content_hash` ``(data)`` — with a default: a stable hash of what defines the
+        model and the data, which is what lets a checkpoint folder refuse another model's
+        or dataset's run. The default hashes the class's qualified name, every instance
+        attribute (arrays by dtype, shape and bytes; numbers, strings, tuples, dicts and
+        dataclasses by value) and the dataset's dataclass fields. Values cached lazily are
+        left out: ``functools.cached_property`` values, and attributes the class lists in
+        :attr:`hash_exclude`. So keep fixed quantities (output signs, embeddings) as plain
+        attributes, and a cache either as a ``cached_property`` or in ``hash_exclude``; an
+        attribute it cannot hash (a function, an arbitrary object) is an
+        :class:`~gradflow.errors.ArgumentError` naming it, never a hash of its ``repr``.
 
     :meth:`objective` then binds the model to a dataset for :func:`gradflow.simulate`.
     """
+
+    hash_exclude: ClassVar[tuple[str, ...]] = ()
+    """Instance attributes :meth:`content_hash` leaves out: caches kept by hand (contract
+    rule 10). ``cached_property`` values are left out without being listed."""
 
     @property
     @abstractmethod
@@ -98,6 +113,29 @@ class Model(ABC):
     def loss(self, params: dict[str, np.ndarray], data: Any) -> Any:
         """The training loss: the mean of :meth:`sample_losses`."""
         return np.mean(self.sample_losses(params, data))
+
+    def content_hash(self, data: Any) -> str:
+        """A stable hash of this model's fixed quantities and of ``data`` (contract rule 10).
+
+        Parameters
+        ----------
+        data : dataset of this model
+
+        Returns
+        -------
+        str
+            64 hexadecimal digits; equal in every process for an equal model on equal data.
+
+        Raises
+        ------
+        ArgumentError
+            An attribute of the model or a field of the data cannot be hashed by content;
+            the message names it (e.g. ``CooccurrenceTransformer.a`` or ``data.X``).
+        """
+        hasher = _Hasher()
+        hasher.add(self, type(self).__name__)
+        hasher.add(data, "data")
+        return hasher.hexdigest()
 
     def objective(self, data: Any) -> ModelObjective:
         """Bind this model to ``data``: the :class:`~gradflow.Objective` to integrate."""

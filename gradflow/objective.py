@@ -25,6 +25,13 @@ class Objective(Protocol):
     ----------
     layout : Layout
         The names and shapes of the blocks of θ.
+
+    Notes
+    -----
+    Optional: ``checkpoint_key``, a string identifying the objective and its data (e.g.
+    :func:`gradflow.checkpoint.content_hash` of its arrays), which
+    ``simulate(..., checkpoint=...)`` binds the folder to. Without one, a checkpointed run
+    needs ``simulate(..., checkpoint_key=...)``.
     """
 
     layout: Layout
@@ -70,6 +77,9 @@ class ModelObjective:
     -----
     Equivalent to ``lambda θ: model.loss(layout.unpack(θ), data)`` with the model's closed-form
     gradient packed into one vector. The data are validated once, here.
+
+    :attr:`checkpoint_key` is ``model.content_hash(data)``, computed on each use (so data
+    changed in place after binding are not mistaken for the old data).
     """
 
     def __init__(self, model: Model, data: Any):
@@ -80,6 +90,12 @@ class ModelObjective:
 
     def __repr__(self) -> str:
         return f"ModelObjective({self.model!r})"
+
+    @property
+    def checkpoint_key(self) -> str:
+        """The model's :meth:`~gradflow.Model.content_hash` of the data: what a checkpoint
+        folder of this objective is bound to (beside simulate's settings, θ0 and grid)."""
+        return self.model.content_hash(self.data)
 
     def params(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Views of the named blocks of ``theta``."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from gradflow.checkpoint import load_npz, save_npz
 from gradflow.errors import ArgumentError, CheckpointError
 from gradflow.layout import Layout
 
@@ -110,11 +111,18 @@ class Trajectory:
     # ------------------------------------------------------------------ files
 
     def save(self, path: str | Path) -> Path:
-        """Write ``path`` (``.npz``, no pickle) and a JSON summary beside it (``.json``).
+        """Write ``path`` (``.npz``, atomically, never pickled) and a JSON summary beside it
+        (``.json``).
 
         Returns
         -------
         Path of the ``.npz`` file.
+
+        Raises
+        ------
+        ArgumentError
+            An observable or event holds Python objects (it could only be stored pickled);
+            the message names it.
         """
         path = Path(path)
         if path.suffix != ".npz":
@@ -129,9 +137,7 @@ class Trajectory:
             arrays[f"event/{k}"] = np.asarray(v, dtype=float)
         summary = self.summary()
         arrays["meta"] = np.array(json.dumps(summary))
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(path)
+        save_npz(path, arrays, compressed=True)
         path.with_suffix(".json").write_text(json.dumps(summary, indent=2))
         return path
 
@@ -146,12 +152,9 @@ class Trajectory:
         """
         path = Path(path)
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
+            arrays = load_npz(path, "trajectory")
         except FileNotFoundError:
             raise CheckpointError(f"no trajectory file at {path}") from None
-        except Exception as exc:
-            raise CheckpointError(f"{path} is not a readable .npz trajectory: {exc}") from exc
         try:
             meta = json.loads(str(arrays.pop("meta")))
             if meta.get("format") != FORMAT:

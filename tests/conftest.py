@@ -6,13 +6,16 @@ import numpy as np
 import pytest
 
 from gradflow import Layout
+from gradflow.checkpoint import content_hash
 
 
 class LeastSquares:
     """L(θ) = ½‖Aθ − b‖² over two blocks; the flow θ(t) = θ* + e^{−Ht}(θ0 − θ*), H = AᵀA.
 
     H has eigenvalues spread over [0.5, 3], so explicit solvers are not stability-limited and
-    the state reaches θ* to ~1e-6 by t = 30.
+    the state reaches θ* to ~1e-6 by t = 30. Its ``checkpoint_key`` (a hand-written
+    objective's own, as the Objective protocol allows) hashes A and b, so that
+    ``simulate(..., checkpoint=...)`` accepts it and refuses another instance's folder.
     """
 
     def __init__(self, rng: int = 0, p: int = 5):
@@ -23,6 +26,10 @@ class LeastSquares:
         self.b = gen.standard_normal(p)
         self.H = self.A.T @ self.A
         self.theta_star = np.linalg.solve(self.H, self.A.T @ self.b)
+
+    @property
+    def checkpoint_key(self):
+        return content_hash((type(self).__name__, self.A, self.b))
 
     def value(self, theta):
         r = self.A @ theta - self.b

@@ -174,7 +174,7 @@ def test_blow_up_raises_with_time_and_partial_trajectory(tmp_path):
     """θ' = θ² from θ0 = 1 blows up at t = 1."""
     with pytest.raises((NonFiniteError, SolverError)) as info:
         simulate(BlowUp(), np.array([1.0]), 2.0, record_at=np.linspace(0, 2, 21),
-                 checkpoint=tmp_path / "ck")
+                 checkpoint=tmp_path / "ck", checkpoint_key="blow-up")
     err = info.value
     assert 0.9 < err.t <= 1.001  # the solver creeps just past t = 1 before it gives up
     assert isinstance(err.trajectory, Trajectory)

@@ -89,11 +89,14 @@ def test_explicit_method_on_a_stiff_flow_is_named_stiff():
 
 @pytest.mark.parametrize("method", ["BDF", "LSODA", "auto"])
 def test_chattering_field_stalls(method):
-    """dθ/dt = −sign(θ) reaches 0 at t = 1 and then chatters: implicit steps collapse."""
+    """dθ/dt = −sign(θ) reaches 0 at t = 1 and then chatters: implicit steps collapse (a
+    stall); "auto" starts with RK45, which creeps on in tiny steps until its budget."""
     with pytest.raises((StallError, SolverError)) as info:
         simulate(Field(np.sign), np.array([1.0]), 10.0, method=method, max_nfev=50_000)
     assert info.value.t == pytest.approx(1.0, abs=1e-3)
-    assert not isinstance(info.value, BlowUpError | BudgetExceededError)
+    assert not isinstance(info.value, BlowUpError)
+    if method != "auto":
+        assert not isinstance(info.value, BudgetExceededError)
 
 
 @pytest.mark.parametrize("method", ["RK45", "LSODA", "BDF"])
@@ -197,19 +200,24 @@ def test_exactly_zero_block_gradient_at_an_ordinary_loss_is_a_stationary_block()
 # ------------------------------------------------------------------ auto, counts, records
 
 
-def test_auto_picks_by_state_size_and_records_the_choice():
-    small = simulate(LeastSquares(), np.ones(5), 1.0)
-    assert small.stats["method"] == AUTO_IMPLICIT and small.stats["method_requested"] == "auto"
+def test_auto_picks_by_flow_type_and_state_size_and_records_the_choice():
+    """Plain flows start explicit; normalised flows on small states implicit, on large states
+    explicit (solvers.auto_method)."""
+    plain = simulate(LeastSquares(), np.ones(5), 1.0)
+    assert plain.stats["method"] == AUTO_EXPLICIT and plain.stats["method_requested"] == "auto"
+    assert plain.stats["switches"] == []
+    small = simulate(HalfSquaredNorm(), np.full(5, 10.0), 1.0, normalize="global")
+    assert small.stats["method"] == AUTO_IMPLICIT
     big = HalfSquaredNorm(center=np.zeros(AUTO_IMPLICIT_STATE + 1))
     big.layout = Layout({"w": (AUTO_IMPLICIT_STATE + 1,)})
-    traj = simulate(big, np.ones(AUTO_IMPLICIT_STATE + 1), 1.0)
+    traj = simulate(big, np.full(AUTO_IMPLICIT_STATE + 1, 10.0), 1.0, normalize="global")
     assert traj.stats["method"] == AUTO_EXPLICIT and traj.stats["switches"] == []
 
 
 def test_auto_switches_an_explicit_start_to_implicit_when_the_flow_is_stiff():
-    """A state above AUTO_IMPLICIT_STATE starts explicit; stiffness (one fast coordinate)
-    switches it to the implicit method, and the switch is in stats."""
-    n = AUTO_IMPLICIT_STATE + 1
+    """A plain flow starts explicit; stiffness (one fast coordinate) switches it to the
+    implicit method, and the switch is in stats."""
+    n = 50
     rates = np.ones(n)
     rates[0] = 1e5
     stiff = Field(lambda th: rates * th, n=n)

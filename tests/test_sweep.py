@@ -170,7 +170,8 @@ def test_non_finite_gradient_at_start_raises_with_partial_trajectory(tmp_path):
             return np.array([self.value(theta)])
 
     with pytest.raises(NonFiniteError) as info:
-        simulate(NaNGradient(), np.ones(2), 1.0, checkpoint=tmp_path / "ck")
+        simulate(NaNGradient(), np.ones(2), 1.0, checkpoint=tmp_path / "ck",
+                 checkpoint_key="nan-gradient")
     assert info.value.t == 0.0
     assert info.value.trajectory.t.tolist() == [0.0]
     assert (tmp_path / "ck" / "partial.npz").exists()
