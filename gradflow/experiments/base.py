@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from gradflow.errors import ArgumentError
+from gradflow.errors import ArgumentError, CheckpointError
 
 __all__ = [
     "BUDGET",
@@ -18,8 +19,14 @@ __all__ = [
     "Parameter",
     "budget_options",
     "load_config_file",
+    "non_finite_line",
+    "non_finite_observables",
     "parse_assignments",
+    "read_json",
+    "write_atomic",
+    "write_json",
 ]
+
 
 
 @dataclass(frozen=True)
@@ -194,21 +201,124 @@ def parse_assignments(assignments: Sequence[str]) -> dict[str, str]:
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file of parameter values (a flat table)."""
+    """Read a TOML file of parameter values (a flat table).
+
+    Raises
+    ------
+    ArgumentError
+        Naming the file: missing, a folder, unreadable, not UTF-8, not TOML, or nested.
+    """
     path = Path(path)
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise ArgumentError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ArgumentError(f"config file {path} is a folder; expected a TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise ArgumentError(
+            f"config file {path} is not UTF-8 text (byte {exc.start}): expected a TOML file"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ArgumentError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ArgumentError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
     nested = [k for k, v in data.items() if isinstance(v, dict)]
     if nested:
         raise ArgumentError(
             f"config file {path}: expected flat key = value pairs, got tables {nested}"
         )
     return data
+
+
+# ------------------------------------------------------------------------------ outputs
+
+
+def write_atomic(path: str | Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
+    """Write a file through ``write(file object)`` into a temporary sibling, then rename it.
+
+    A failure (a full disk, a read-only file system) leaves the previous file, if any, intact
+    and removes the partial temporary file; the ``OSError`` is re-raised with the path.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            write(fh)
+        tmp.replace(path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if (isinstance(exc, OSError) and exc.errno is not None
+                and exc.filename in (None, str(tmp))):
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
+    return path
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON, atomically (:func:`write_atomic`)."""
+    text = json.dumps(data, indent=2)
+    return write_atomic(path, lambda fh: fh.write(text), mode="w")
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    """Read a JSON object written by gradflow (a summary), naming the file if it is not one.
+
+    Raises
+    ------
+    CheckpointError
+        Missing, unreadable, not UTF-8, not JSON, or not a JSON object.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} is not a JSON file written by gradflow ({exc})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(
+            f"{path} holds a JSON {type(data).__name__}, not the object gradflow writes"
+        )
+    return data
+
+
+def non_finite_observables(t: np.ndarray, observables: Mapping[str, np.ndarray],
+                           skip: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """Observables with NaN or infinite values: an overflow (or an undefined ratio) that the
+    summary must flag rather than report as a number.
+
+    Returns
+    -------
+    dict
+        Name to ``{"values": "inf" | "nan" | "inf and nan", "first_t": t, "records": k,
+        "of": len(t)}`` for each observable (not in ``skip``) with a non-finite entry.
+    """
+    flagged: dict[str, dict[str, Any]] = {}
+    for name, values in observables.items():
+        if name in skip:
+            continue
+        values = np.asarray(values)
+        if values.dtype.kind not in "fc" or values.shape[:1] != np.shape(t):
+            continue
+        bad = ~np.isfinite(values).reshape(len(t), -1).all(axis=1)
+        if not bad.any():
+            continue
+        kinds = [k for k, test in (("inf", np.isinf), ("nan", np.isnan)) if test(values).any()]
+        flagged[name] = {"values": " and ".join(kinds), "first_t": float(t[np.argmax(bad)]),
+                         "records": int(bad.sum()), "of": len(t)}
+    return flagged
+
+
+def non_finite_line(flagged: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The report line warning of :func:`non_finite_observables` (none if nothing is flagged)."""
+    if not flagged:
+        return []
+    items = [f"{name} ({v['values']} from t = {v['first_t']:g}, {v['records']}/{v['of']} "
+             "records)" for name, v in flagged.items()]
+    return ["warning: observables not finite (overflow, or a ratio with a zero denominator): "
+            + "; ".join(items)]
 
 
 BUDGET = (

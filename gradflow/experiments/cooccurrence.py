@@ -3,14 +3,21 @@ the checks of its theorems along one gradient-flow trajectory."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gradflow.errors import ArgumentError
-from gradflow.experiments.base import BUDGET, Experiment, Parameter, budget_options
+from gradflow.experiments.base import (
+    BUDGET,
+    Experiment,
+    Parameter,
+    budget_options,
+    non_finite_line,
+    non_finite_observables,
+    write_json,
+)
 from gradflow.flow import log_grid, simulate
 from gradflow.models import cooccurrence as cooc
 from gradflow.theory import cooccurrence as theory
@@ -157,6 +164,8 @@ def summarize(traj: Trajectory, config: dict[str, Any]) -> dict[str, Any]:
     loss_at = {f"{t:g}": float(np.interp(t, traj.t, obs["loss"]))
                for t in REPORT_TIMES if t <= traj.t[-1]}
     final = {k: obs[k][-1] for k in ("loss", "rho23", "R", "B1", "B2", "u_norm_sq", "G")}
+    # recorded observables only: the derived rate constant is infinite at t = 0 by definition
+    flagged = non_finite_observables(traj.t, obs, skip=("rate_constant",))
     return to_jsonable({
         "experiment": "cooccurrence",
         "config": config,
@@ -165,6 +174,7 @@ def summarize(traj: Trajectory, config: dict[str, Any]) -> dict[str, Any]:
         "loss_at": loss_at,
         "final": final,
         "theory_checks": theory_checks(traj),
+        "non_finite_observables": flagged,
         "solver": traj.stats,
     })
 
@@ -190,7 +200,7 @@ def run(config: dict[str, Any], out: Path, progress: bool = False) -> dict[str, 
         traj.t, traj.observables["loss"], traj.observables["u_norm_sq"])
     traj.save(out / "trajectory.npz")
     summary = summarize(traj, config)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
     figures.draw(traj, out)
     return summary
 
@@ -199,7 +209,7 @@ def plot(out: Path) -> list[Path]:
     """Re-draw the figures of a saved run."""
     from gradflow.experiments import cooccurrence_figures as figures
 
-    return figures.draw(Trajectory.load(Path(out) / "trajectory.npz"), Path(out))
+    return figures.draw(figures.load(Path(out)), Path(out))
 
 
 def report(summary: dict[str, Any]) -> list[str]:
@@ -209,7 +219,8 @@ def report(summary: dict[str, Any]) -> list[str]:
     return [f"phase 1 ends at t = {summary['phase1_end']}",
             f"losses: {summary['loss_at']}",
             f"theory checks: {len(checks) - len(failed)}/{len(checks)} hold"
-            + (f"; not holding: {failed}" if failed else "")]
+            + (f"; not holding: {failed}" if failed else ""),
+            *non_finite_line(summary.get("non_finite_observables", {}))]
 
 
 EXPERIMENT = Experiment(

@@ -3,19 +3,25 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gradflow.errors import ArgumentError
-from gradflow.experiments.base import BUDGET, Experiment, Parameter, budget_options
+from gradflow.errors import ArgumentError, CheckpointError
+from gradflow.experiments.base import (
+    BUDGET,
+    Experiment,
+    Parameter,
+    budget_options,
+    read_json,
+    write_json,
+)
 from gradflow.flow import log_grid, simulate
 from gradflow.models import representation_icl as rp
 from gradflow.models import softmax_icl as sm
-from gradflow.plotting import save, serialized
-from gradflow.trajectory import Trajectory, to_jsonable
+from gradflow.plotting import draw_figures, field, load_trajectory, save, serialized
+from gradflow.trajectory import to_jsonable
 
 __all__ = ["ICL_BALANCED", "ICL_IMBALANCED", "ICL_REPRESENTATIONS", "fit_K_squared"]
 
@@ -35,21 +41,33 @@ def _positive(config: dict[str, Any], *keys: str) -> None:
 def _finish(out: Path, summary: dict[str, Any], draw) -> dict[str, Any]:
     """Write ``summary.json``, then draw the figures from the saved files."""
     summary = to_jsonable(summary)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
     draw(out)
     return summary
 
 
 @serialized
-def _figure(path: Path, panels) -> Path:
-    """Draw ``panels``: a list of callables, each drawing into one axis."""
+def _figure(path: Path, panels) -> list[Path]:
+    """Draw ``panels``: a list of callables, each drawing into one axis (the figure is skipped
+    with a warning when it cannot be drawn)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5.4 * len(panels), 4.3))
-    axes = fig.subplots(1, len(panels), squeeze=False)
-    for ax, draw in zip(axes[0], panels, strict=True):
-        draw(ax)
-    return save(fig, path, dpi=120)
+    def draw_all() -> Path:
+        fig = Figure(figsize=(5.4 * len(panels), 4.3))
+        axes = fig.subplots(1, len(panels), squeeze=False)
+        for ax, draw in zip(axes[0], panels, strict=True):
+            draw(ax)
+        return save(fig, path, dpi=120)
+
+    return draw_figures([(path.name, draw_all)])
+
+
+def _summary(out: Path, *keys: tuple[str, ...]) -> dict[str, Any]:
+    """The run's summary.json, checked to hold ``keys`` (each a path of nested keys)."""
+    summary = read_json(out / "summary.json")
+    for path in keys:
+        field(summary, out / "summary.json", *path)
+    return summary
 
 
 # ------------------------------------------------------------------------------- balanced
@@ -92,11 +110,15 @@ def run_balanced(config: dict[str, Any], out: Path, progress: bool = False) -> d
 def draw_balanced(out: Path) -> list[Path]:
     """Re-draw ``balanced.png`` from the saved trajectories and summary."""
     out = Path(out)
-    summary = json.loads((out / "summary.json").read_text())
-    Ks = [int(k) for k in summary["time_to_alpha_half"]]
-    times = [summary["time_to_alpha_half"][str(K)] for K in Ks]
+    summary = _summary(out, ("time_to_alpha_half",), ("fit",))
+    try:
+        Ks = [int(k) for k in summary["time_to_alpha_half"]]
+        times = [float(summary["time_to_alpha_half"][str(K)]) for K in Ks]
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{out / 'summary.json'}: 'time_to_alpha_half' is not a map of K "
+                              f"to times ({exc})") from None
     fit = summary["fit"]
-    runs = {K: Trajectory.load(out / f"balanced_K{K}.npz") for K in Ks}
+    runs = {K: load_trajectory(out / f"balanced_K{K}.npz", ("alpha", "loss")) for K in Ks}
 
     def alpha(ax):
         for K, traj in runs.items():
@@ -118,7 +140,7 @@ def draw_balanced(out: Path) -> list[Path]:
         ax.set(xlabel="t", ylabel="population loss", title="loss")
         ax.legend(fontsize=8)
 
-    return [_figure(out / "balanced.png", [alpha, scaling, loss])]
+    return _figure(out / "balanced.png", [alpha, scaling, loss])
 
 
 ICL_BALANCED = Experiment(
@@ -184,8 +206,8 @@ def run_imbalanced(config: dict[str, Any], out: Path, progress: bool = False) ->
 def draw_imbalanced(out: Path) -> list[Path]:
     """Re-draw ``imbalanced.png`` from the saved trajectory."""
     out = Path(out)
-    traj = Trajectory.load(out / "imbalanced.npz")
-    p = np.array(json.loads((out / "summary.json").read_text())["p"])
+    traj = load_trajectory(out / "imbalanced.npz", ("S", "per_query_loss", "alpha"))
+    p = np.asarray(_summary(out, ("p",))["p"], dtype=float)
     S, L = traj.observables["S"], traj.observables["per_query_loss"]
     B_dominant, B_other = S[:, 0, 1], S[:, 2, 1]
     peak = int(np.argmax(B_other))
@@ -211,7 +233,7 @@ def draw_imbalanced(out: Path) -> list[Path]:
         ax.set(xlabel="t", title="attention on the query's own feature")
         ax.legend(fontsize=8)
 
-    return [_figure(out / "imbalanced.png", [losses, logits, alphas])]
+    return _figure(out / "imbalanced.png", [losses, logits, alphas])
 
 
 def _check_imbalanced(config: dict[str, Any]) -> None:
@@ -294,8 +316,9 @@ def run_representations(config: dict[str, Any], out: Path, progress: bool = Fals
 def draw_representations(out: Path) -> list[Path]:
     """Re-draw ``representations.png`` from the saved trajectories."""
     out = Path(out)
-    summary = json.loads((out / "summary.json").read_text())
-    runs = {int(H): Trajectory.load(out / f"heads_{H}.npz") for H in summary["final_gap"]}
+    summary = _summary(out, ("final_gap",), ("config", "N"))
+    runs = {H: load_trajectory(out / f"heads_{H}.npz", ("gap", "ridge_error", "ridge_error_ood"))
+            for H in summary["final_gap"]}
     N = summary["config"]["N"]
 
     def gap(ax):
@@ -312,7 +335,7 @@ def draw_representations(out: Path) -> list[Path]:
         ax.set(xlabel="t", title="‖ŷ − ŷ_ridge‖²/K (dotted: OOD λ ~ N(1, 4I))")
         ax.legend(fontsize=8)
 
-    return [_figure(out / "representations.png", [gap, ridge_panel])]
+    return _figure(out / "representations.png", [gap, ridge_panel])
 
 
 ICL_REPRESENTATIONS = Experiment(

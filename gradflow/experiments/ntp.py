@@ -4,14 +4,20 @@ linear loss rate, and predictions under dataset shift."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gradflow.errors import ArgumentError
-from gradflow.experiments.base import BUDGET, Experiment, Parameter, budget_options
+from gradflow.experiments.base import (
+    BUDGET,
+    Experiment,
+    Parameter,
+    budget_options,
+    write_atomic,
+    write_json,
+)
 from gradflow.flow import log_grid, simulate
 from gradflow.models import ntp
 from gradflow.theory import ntp as theory
@@ -184,10 +190,11 @@ def run(config: dict[str, Any], out: Path, progress: bool = False) -> dict[str, 
     result = run_all(config)
     result["stage1"].save(out / "stage1.npz")
     result["stage2"].save(out / "stage2.npz")
-    np.savez(out / "max_margin.npz", W_ov=result["ov"].w, W_kq=result["kq"].w,
-             queries=np.unique(result["data"].query))
+    arrays = {"W_ov": result["ov"].w, "W_kq": result["kq"].w,
+              "queries": np.unique(result["data"].query)}
+    write_atomic(out / "max_margin.npz", lambda fh: np.savez(fh, **arrays))
     summary = summarize(result, config)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
     figures.draw(out)
     return summary
 

@@ -5,14 +5,19 @@ chain-of-thought."""
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gradflow.errors import ArgumentError, InfeasibleError
-from gradflow.experiments.base import BUDGET, Experiment, Parameter, budget_options
+from gradflow.experiments.base import (
+    BUDGET,
+    Experiment,
+    Parameter,
+    budget_options,
+    write_json,
+)
 from gradflow.maxmargin import solve_max_margin
 from gradflow.models import regular as rg
 from gradflow.trajectory import Trajectory, to_jsonable
@@ -182,7 +187,7 @@ def _run(name: str, data: rg.RegularData, config: dict[str, Any], out: Path,
                                        "monotone": bool(np.all(np.diff(cos_fixed) >= -1e-12))}
         control.save(out / "frozen_w_control.npz")
     summary = to_jsonable(summary)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
     figures.draw(out)
     return summary
 
