@@ -229,3 +229,122 @@ def test_a_figure_that_cannot_be_drawn_is_skipped_with_a_warning(tmp_path, monke
     err = capsys.readouterr().err
     assert "gradflow: warning: figure theory_checks.png was not drawn" in err
     assert (out / "figure1.png").exists() and (out / "summary.json").exists()
+
+
+# --------------------------------------------------------------- B21: integer bounds
+
+
+@pytest.mark.parametrize(
+    ("setting", "name"),
+    [("m=1e20", "'m'"), ("m=1e12", "'m'"), ("counts=1e15,1,1,1", "'counts'"),
+     ("m=123456789012345678901234567890", "'m'")],
+)
+def test_huge_integers_are_refused_naming_the_parameter(setting, name, capsys):
+    assert main(["run", "cooccurrence", "--no-progress", "--set", setting]) == 2
+    line = one_error_line(capsys)
+    assert f"parameter {name}" in line and "must be <=" in line
+
+
+def test_huge_integer_in_a_config_file(tmp_path, capsys):
+    config = tmp_path / "c.toml"
+    config.write_text("m = 1e20\n")
+    assert main(["run", "cooccurrence", "--config", str(config), "--no-progress"]) == 2
+    assert "parameter 'm'" in one_error_line(capsys)
+
+
+def test_sizes_that_only_together_exceed_the_memory_limit(capsys, monkeypatch):
+    assert main(["run", "cooccurrence", "--no-progress", "--set", "d=100000", "--set",
+                 "m=100000"]) == 2
+    line = one_error_line(capsys)
+    assert "parameters 'd', 'm', 'm1'" in line and "of memory" in line
+    assert "GRADFLOW_MEMORY_LIMIT_GB" in line
+    from gradflow.experiments import get
+
+    monkeypatch.setenv("GRADFLOW_MEMORY_LIMIT_GB", "0.001")  # 1 MiB: the default is more
+    with pytest.raises(ArgumentError, match="more than the limit of"):
+        get("cooccurrence").config({})
+    monkeypatch.setenv("GRADFLOW_MEMORY_LIMIT_GB", "lots")
+    with pytest.raises(ArgumentError, match="GRADFLOW_MEMORY_LIMIT_GB"):
+        get("cooccurrence").config({})
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "match"),
+    [("ntp", {"dataset": "random", "K": 200}, "'K'"),
+     ("even_pairs", {"L_max": 20}, "'L_max'"),
+     ("parity_cot", {"L0": 16}, "'L0'"),
+     ("icl_imbalanced", {"K": 1000}, "'K', 'N'"),
+     ("icl_balanced", {"n_per_K": 10**6, "K_values": (4, 8, 16, 10**6)}, "'n_per_K'"),
+     ("icl_representations", {"K": 10**6, "m": 10**5}, "'m', 'K'")],
+)
+def test_every_experiment_bounds_its_memory(name, overrides, match):
+    from gradflow.experiments import get
+
+    with pytest.raises(ArgumentError, match=match):
+        get(name).config(overrides)
+
+
+def test_integer_conversion_is_exact_and_int64_bounded():
+    from gradflow.experiments import get
+    from gradflow.experiments.base import Parameter
+
+    config = get("cooccurrence").config({"init_seed": "9007199254740993"})
+    assert config["init_seed"] == 9007199254740993  # seeds: exact, unbounded
+    assert get("cooccurrence").config({"init_seed": 1e30})["init_seed"] == int(1e30)
+    with pytest.raises(ArgumentError, match="64-bit"):
+        Parameter("n", 1, "an undeclared maximum").convert("1e19")
+    with pytest.raises(ArgumentError, match="not a finite number"):
+        Parameter("n", 1, "x").convert(float("inf"))
+
+
+def test_list_documents_the_ranges(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "m = 128: attention width [1 ≤ m ≤ 100000]" in out
+    assert "init_seed = 1: seed of the initial weights [0 ≤ init_seed]" in out
+    assert "[0 ≤ each entry ≤ 10000000]" in out
+
+
+# ----------------------------------------------------- B17, B9: minimum values and fits
+
+
+def test_icl_imbalanced_at_its_minimum_K(tmp_path, capsys):
+    out = tmp_path / "k2"
+    assert main(["run", "icl_imbalanced", "--out", str(out), "--no-progress", "--set", "K=2",
+                 "--set", "T=10"]) == 0
+    assert "no rare off-target feature" in capsys.readouterr().out
+    assert (out / "imbalanced.png").exists()
+    assert main(["plot", str(out)]) == 0
+
+
+def test_even_pairs_at_its_minimum_L_max(tmp_path):
+    out = tmp_path / "ep"
+    assert main(["run", "even_pairs", "--out", str(out), "--no-progress", "--set", "L_max=2",
+                 "--set", "T=1e3", "--set", "T1=100"]) == 0
+    assert (out / "dynamics.png").exists()
+
+
+@pytest.mark.parametrize(("values", "match"), [("2,2,2,2", "must be >= 3"),
+                                               ("2,4,8,16", "must be >= 3"),
+                                               ("3,3,3,3", "2 distinct values")])
+def test_icl_balanced_K_values_that_cannot_be_fitted(values, match, capsys):
+    assert main(["run", "icl_balanced", "--no-progress", "--set", f"K_values={values}",
+                 "--set", "T=10"]) == 2
+    line = one_error_line(capsys)
+    assert "parameter 'K_values'" in line and match in line
+
+
+def test_no_power_law_fit_over_too_few_points(tmp_path, capsys):
+    from gradflow.experiments.icl import fit_K_squared
+
+    with pytest.raises(ArgumentError, match="2 distinct K"):
+        fit_K_squared(np.array([4, 4, 4]), np.array([1.0, 1.0, 1.0]))
+    with pytest.raises(ArgumentError, match="2 distinct K"):
+        fit_K_squared(np.array([4, 8]), np.array([1.0, np.nan]))
+    out = tmp_path / "short"  # T too short: α never reaches ½, so nothing to fit
+    assert main(["run", "icl_balanced", "--out", str(out), "--no-progress", "--set",
+                 "K_values=4,4,8,8", "--set", "T=10"]) == 0
+    assert "no K² fit" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["fit"]["c"] is None and sorted(summary["time_to_alpha_half"]) == ["4", "8"]
+    assert (out / "balanced.png").exists()

@@ -15,6 +15,9 @@ from gradflow.experiments.base import (
     Experiment,
     Parameter,
     budget_options,
+    check_memory,
+    log_records,
+    seed_parameter,
     write_atomic,
     write_json,
 )
@@ -28,16 +31,18 @@ __all__ = ["EXPERIMENT", "build", "run_all", "summarize"]
 PARAMETERS = (
     Parameter("dataset", "fixture", "the spec's 8-token fixture, or a random realizable instance",
               choices=("fixture", "random")),
-    Parameter("K", 16, "random instance: vocabulary size", minimum=3),
-    Parameter("n_queries", 3, "random instance: number of query tokens", minimum=1),
-    Parameter("n_sentences", 30, "random instance: sentences drawn", minimum=1),
-    Parameter("seed", 0, "random instance: seed", minimum=0),
+    Parameter("K", 16, "random instance: vocabulary size", minimum=3, maximum=10_000),
+    Parameter("n_queries", 3, "random instance: number of query tokens", minimum=1,
+              maximum=10_000),
+    Parameter("n_sentences", 30, "random instance: sentences drawn", minimum=1,
+              maximum=1_000_000),
+    seed_parameter("seed", 0, "random instance: seed"),
     Parameter("stage1", "optimal", "stage-1 collocation pairs: tokens optimal in the data "
               "(spec §8.2) or every token", choices=("optimal", "all")),
     Parameter("init", "zero", "start of stage 1: zero weights (spec §8.3) or N(0, 1) entries "
               "(then stage 1's own convergence is visible; on the fixture, zero starts exactly "
               "on the W_ov* direction)", choices=("zero", "normal")),
-    Parameter("init_seed", 0, "seed of the 'normal' initialisation", minimum=0),
+    seed_parameter("init_seed", 0, "seed of the 'normal' initialisation"),
     Parameter("T0", 30.0, "duration of stage 1 (train W_ov)", minimum=0.0),
     Parameter("T", 300.0, "duration of stage 2 (train W_kq)", minimum=0.0),
     Parameter("fit_from", 30.0, "start of the late window [fit_from, T] for fitted slopes",
@@ -46,10 +51,39 @@ PARAMETERS = (
     Parameter("rtol", 1e-9, "solver relative tolerance", minimum=0.0),
     Parameter("atol", 1e-6, "solver absolute tolerance (entries of W stay near 0 while "
               "others grow like t)", minimum=0.0),
-    Parameter("per_decade", 20, "record points per decade of t", minimum=1),
+    Parameter("per_decade", 20, "record points per decade of t", minimum=1,
+              maximum=10_000),
     Parameter("ablation", True, "also run joint one-stage training of both blocks"),
     *BUDGET,
 )
+
+
+FIXTURE_K = 8
+"""Vocabulary size of the spec's fixture."""
+LONGEST_SENTENCE = 6
+"""Longest sentence of a random instance (``ntp.random_instance``'s default lengths)."""
+
+
+def memory_parts(config: dict[str, Any]) -> list[tuple[str, float, tuple[str, ...]]]:
+    """The large allocations of a run (for :func:`~gradflow.experiments.base.check_memory`)."""
+    random = config["dataset"] == "random"
+    K = config["K"] if random else FIXTURE_K
+    n = config["n_sentences"] if random else 16
+    state = 2 * K * K
+    implicit = config["method"] in ("LSODA", "BDF")  # a dense Jacobian and its factors
+    solver = 3.0 * state * state if implicit else 17.0 * state
+    stage1 = K if config["stage1"] == "all" else min(K, n)  # tokens with stage-1 constraints
+    sizes = ("K",) if random else ()
+    return [
+        (f"the solver's {'Jacobian' if implicit else 'stages'} (method={config['method']})",
+         8.0 * solver, sizes),
+        ("the max-margin constraints of W_kq (a K×K matrix per sentence token)",
+         8.0 * 3 * n * LONGEST_SENTENCE * K * K, (*sizes, "n_sentences") if random else ()),
+        ("the max-margin constraints of W_ov (a K×K matrix per stage-1 token and other token)",
+         8.0 * 3 * stage1 * K * K * K, (*sizes, "stage1")),
+        ("the recorded observables", 8.0 * 3 * log_records(config["T"], config["per_decade"])
+         * 4 * K, ("per_decade", "T")),
+    ]
 
 
 def _check_config(config: dict[str, Any]) -> None:
@@ -62,6 +96,10 @@ def _check_config(config: dict[str, Any]) -> None:
         )
     if config["dataset"] == "random" and config["K"] < 7:
         raise ArgumentError(f"parameter 'K': a random instance needs K >= 7, got {config['K']}")
+    if config["dataset"] == "random" and config["n_queries"] > config["K"]:
+        raise ArgumentError(f"parameter 'n_queries': at most K={config['K']} query tokens, got "
+                            f"{config['n_queries']}")
+    check_memory(memory_parts(config))
 
 
 def build(config: dict[str, Any]) -> ntp.NTPData:

@@ -25,10 +25,17 @@ from gradflow.events import Event
 from gradflow.layout import Layout
 from gradflow.model import Model, Observable
 
-__all__ = ["BalancedICL", "FeatureICL", "FeatureTask", "count_vectors", "make_dataset"]
+__all__ = ["BalancedICL", "FeatureICL", "FeatureTask", "count_vectors", "make_dataset",
+           "n_count_vectors"]
 
 MAX_COUNT_VECTORS = 2_000_000
 """Largest enumeration accepted (C(N+K−1, K−1) count vectors)."""
+
+
+def n_count_vectors(N: int, K: int) -> float:
+    """C(N+K−1, K−1), the number of count vectors, as a float (``inf`` when it overflows)."""
+    log_size = float(gammaln(N + K) - gammaln(K) - gammaln(N + 1))
+    return float(np.exp(log_size)) if log_size < 709.0 else float("inf")
 
 
 def count_vectors(N: int, K: int) -> np.ndarray:
@@ -114,19 +121,20 @@ def make_dataset(K: int = 4, N: int | None = None, p: Any = "balanced", *,
     N = 20 * K if N is None else N
     if int(N) != N or N < 1:
         raise ArgumentError(f"N must be a positive integer, got {N!r}")
+    if not mean_field:  # before anything of size K is allocated
+        size = n_count_vectors(N, K)
+        if size > MAX_COUNT_VECTORS:
+            raise ArgumentError(
+                f"the exact sum needs C(N+K−1, K−1) = {size:.4g} count vectors (K={K}, N={N}), "
+                f"more than {MAX_COUNT_VECTORS}; use mean_field=True or, for balanced p, "
+                "BalancedICL"
+            )
     probs = np.full(K, 1.0 / K) if isinstance(p, str) and p == "balanced" else np.asarray(
         p, dtype=float)
     if probs.shape != (K,) or np.any(probs <= 0) or not np.isclose(probs.sum(), 1.0):
         raise ArgumentError(f"p must be 'balanced' or K={K} positive probabilities summing to 1")
     task = FeatureTask(p=probs / probs.sum(), N=int(N), include_query=bool(include_query),
                        mean_field=bool(mean_field))
-    if not mean_field:
-        size = int(np.round(np.exp(gammaln(N + K) - gammaln(K) - gammaln(N + 1))))
-        if size > MAX_COUNT_VECTORS:
-            raise ArgumentError(
-                f"the exact sum needs C(N+K−1, K−1) = {size} count vectors (K={K}, N={N}), more "
-                f"than {MAX_COUNT_VECTORS}; use mean_field=True or, for balanced p, BalancedICL"
-            )
     return task
 
 
