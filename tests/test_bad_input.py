@@ -348,3 +348,19 @@ def test_no_power_law_fit_over_too_few_points(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["fit"]["c"] is None and sorted(summary["time_to_alpha_half"]) == ["4", "8"]
     assert (out / "balanced.png").exists()
+
+
+def test_ntp_prints_no_slope_fitted_over_one_record(tmp_path, capsys):
+    out = tmp_path / "ntp"
+    assert main(["run", "ntp", "--out", str(out), "--no-progress", "--set", "T=60", "--set",
+                 "fit_from=59", "--set", "ablation=false"]) == 0
+    printed = capsys.readouterr().out
+    assert "1−cos n/a" in printed and "no fit: fewer than 2 record times" in printed
+    fitted = json.loads((out / "summary.json").read_text())["fitted"]
+    assert fitted["stage2_dist_slope"] is None and fitted["points"]["stage2"] == 1
+
+
+def test_even_pairs_shorter_than_a_decade_of_slopes(tmp_path, capsys):
+    assert main(["run", "even_pairs", "--out", str(tmp_path / "ep"), "--no-progress", "--set",
+                 "L_max=2", "--set", "T=50", "--set", "T1=20"]) == 0
+    assert "no full decade" in capsys.readouterr().out

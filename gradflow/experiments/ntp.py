@@ -164,6 +164,24 @@ def run_all(config: dict[str, Any]) -> dict[str, Any]:
             "stage2": stage2, "joint": joint}
 
 
+def _fit(x: np.ndarray, y: np.ndarray, *, log_x: bool = True, log_y: bool = True
+         ) -> float | None:
+    """The least-squares slope of (log) y against (log) x; None when a value is unusable (not
+    finite, or not positive on a log scale) or fewer than 2 distinct x are given: no line is
+    determined then, and a number would be meaningless."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    usable = np.isfinite(x) & np.isfinite(y)
+    if log_x:
+        usable &= x > 0
+    if log_y:
+        usable &= y > 0
+    if not usable.all() or np.unique(x).size < 2:
+        return None
+    if log_y:
+        return theory.fitted_slope(x, y, log_x=log_x)
+    return float(np.polyfit(np.log(x) if log_x else x, y, 1)[0])
+
+
 def summarize(result: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     """Max-margin values, fitted slopes and rates against the predictions, unseen sentences."""
     data, model, ov, kq = result["data"], result["model"], result["ov"], result["kq"]
@@ -172,16 +190,14 @@ def summarize(result: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     late = (s2.t >= config["fit_from"]) & (s2.t <= config["T"])
     late1 = (s1.t >= min(config["fit_from"], config["T0"]) / 3) & (s1.t > 0)
     fits = {
-        "stage2_one_minus_cos_slope": theory.fitted_slope(s2.t[late],
-                                                          o2["one_minus_cos_W_kq"][late]),
-        "stage2_dist_slope": theory.fitted_slope(s2.t[late], o2["dist_W_kq"][late]),
-        "stage2_loss_excess_rate": theory.fitted_slope(s2.t[late], o2["loss_excess"][late],
-                                                       log_x=False)
-        if np.all(o2["loss_excess"][late] > 0) else None,
-        "stage2_off_optimal_mass_rate": float(np.polyfit(s2.t[late],
-                                                         o2["log_off_optimal_mass"][late], 1)[0]),
-        "stage1_loss_rate": theory.fitted_slope(s1.t[late1], o1["loss"][late1], log_x=False),
+        "stage2_one_minus_cos_slope": _fit(s2.t[late], o2["one_minus_cos_W_kq"][late]),
+        "stage2_dist_slope": _fit(s2.t[late], o2["dist_W_kq"][late]),
+        "stage2_loss_excess_rate": _fit(s2.t[late], o2["loss_excess"][late], log_x=False),
+        "stage2_off_optimal_mass_rate": _fit(s2.t[late], o2["log_off_optimal_mass"][late],
+                                             log_x=False, log_y=False),
+        "stage1_loss_rate": _fit(s1.t[late1], o1["loss"][late1], log_x=False),
     }
+    fits["points"] = {"stage2": int(late.sum()), "stage1": int(late1.sum())}
     predicted = {"one_minus_cos_slope": theory.COS_SLOPE, "dist_slope": theory.DIST_SLOPE,
                  "stage2_loss_rate": theory.loss_rate(kq.w),
                  "stage1_loss_rate": theory.loss_rate(ov.w)}
@@ -249,9 +265,16 @@ def report(summary: dict[str, Any]) -> list[str]:
     fit, pred, mm = summary["fitted"], summary["predicted"], summary["max_margin"]
     determined = [row for row in summary["unseen"] if row["by_score"] is not None]
     agree = sum(row["model"] == row["by_score"] for row in determined)
+    none = (f"no fit: fewer than 2 record times with usable values in [fit_from, T] = "
+            f"[{summary['config']['fit_from']:g}, {summary['config']['T']:g}]")
+
+    def shown(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    slopes = (fit["stage2_one_minus_cos_slope"], fit["stage2_dist_slope"])
     return [f"‖W_ov*‖² = {mm['W_ov_norm_sq']:.6g}, ‖W_kq*‖² = {mm['W_kq_norm_sq']:.6g}",
-            f"stage 2 slopes: 1−cos {fit['stage2_one_minus_cos_slope']:.3f} (predicted -2), "
-            f"dist {fit['stage2_dist_slope']:.3f} (predicted -1)",
+            f"stage 2 slopes: 1−cos {shown(slopes[0])} (predicted -2), "
+            f"dist {shown(slopes[1])} (predicted -1)" + (f"; {none}" if None in slopes else ""),
             f"stage 2 loss-excess rate {fit['stage2_loss_excess_rate']} "
             f"(predicted {pred['stage2_loss_rate']:.5f})",
             f"unseen sentences predicted as the extended order says: {agree}/{len(determined)}"

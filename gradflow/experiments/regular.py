@@ -277,13 +277,18 @@ def _control_line(control: dict[str, Any]) -> str:
     return f"frozen-W control: cos → {control['cos_fixed'][-1]:.6f}"
 
 
+def _slope_line(slopes: list[list[float]]) -> str:
+    if not slopes:  # T < 100: no decade [10^k, 10^(k+1)] from t = 10 lies inside [0, T]
+        return "‖u‖ slope per ln t: no full decade of t from t = 10 (T < 100)"
+    return f"‖u‖ slope per ln t, last decade: {slopes[-1][2]:.3f}"
+
+
 def _report(summary: dict[str, Any]) -> list[str]:
     final = summary["final"]
     lines = [f"separable at t = {summary['separable_at']}",
              f"at t = {summary['config']['T']:g}: loss {final['loss']:.3e}, ‖u‖ = "
              f"{final['u_norm']:.4f}, ‖W − W(τ0)‖ = {final['W_change']:.3f}",
-             f"‖u‖ slope per ln t, last decade: "
-             f"{summary['u_norm_slope_per_ln_t_by_decade'][-1][2]:.3f}",
+             _slope_line(summary["u_norm_slope_per_ln_t_by_decade"]),
              f"cos(u, u*(W_t)) = {summary['cos_moving_at']}",
              _control_line(summary["frozen_W_control"])]
     for key in ("parity_truncated_cot_accuracy", "parity_cot_generation_accuracy"):
