@@ -317,10 +317,12 @@ def test_icl_imbalanced_at_its_minimum_K(tmp_path, capsys):
     assert main(["plot", str(out)]) == 0
 
 
-def test_even_pairs_at_its_minimum_L_max(tmp_path):
-    out = tmp_path / "ep"
+def test_even_pairs_at_its_minimum_L_max_and_shorter_than_a_decade_of_slopes(tmp_path,
+                                                                           capsys):
+    out = tmp_path / "ep"  # T < 100: no decade of t from t = 10 for the ‖u‖ slope
     assert main(["run", "even_pairs", "--out", str(out), "--no-progress", "--set", "L_max=2",
-                 "--set", "T=1e3", "--set", "T1=100"]) == 0
+                 "--set", "T=50", "--set", "T1=20"]) == 0
+    assert "no full decade" in capsys.readouterr().out
     assert (out / "dynamics.png").exists()
 
 
@@ -360,7 +362,67 @@ def test_ntp_prints_no_slope_fitted_over_one_record(tmp_path, capsys):
     assert fitted["stage2_dist_slope"] is None and fitted["points"]["stage2"] == 1
 
 
-def test_even_pairs_shorter_than_a_decade_of_slopes(tmp_path, capsys):
-    assert main(["run", "even_pairs", "--out", str(tmp_path / "ep"), "--no-progress", "--set",
-                 "L_max=2", "--set", "T=50", "--set", "T1=20"]) == 0
-    assert "no full decade" in capsys.readouterr().out
+# ------------------------------------------------------ W3, W11, W12: the Python API
+
+
+def test_hand_built_data_whose_tokens_disagree_with_X():
+    import dataclasses
+
+    from gradflow.models import cooccurrence as cooc
+
+    data = cooc.make_dataset(d=16, L=5, counts=(6, 2, 2, 2), rng=0)
+    model = cooc.CooccurrenceTransformer(d=16, m=8, m1=16, rng=0)
+    model.objective(data)  # consistent: accepted
+    tokens = data.tokens.copy()
+    tokens[3, 1] = (tokens[3, 1] + 1) % 16
+    with pytest.raises(ArgumentError, match=r"data.tokens disagree with data.X .* sample 3, "
+                                            r"position 1"):
+        model.objective(dataclasses.replace(data, tokens=tokens))
+    with pytest.raises(ArgumentError, match=r"data\.tokens must be ints"):
+        model.objective(dataclasses.replace(data, tokens=data.tokens + 0.5))
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [(lambda c: c.CooccurrenceTransformer(d=float("nan"), m=8, m1=16), "^d must be an integer"),
+     (lambda c: c.CooccurrenceTransformer(d=16, m=2.5, m1=16), "^m must be an integer"),
+     (lambda c: c.CooccurrenceTransformer(d=16, m=8, m1=16, rng="x"), "^rng must be"),
+     (lambda c: c.CooccurrenceTransformer(d=16, m=8, m1=16).init(rng=[-1]), "^rng must be"),
+     (lambda c: c.make_dataset(rng="x"), "^rng must be"),
+     (lambda c: c.make_dataset(counts=(2.5, 1, 1, 1)), "^counts must be"),
+     (lambda c: c.make_dataset(L=float("inf")), "^L must be an integer >= 3")],
+)
+def test_model_arguments_are_named(build, match):
+    from gradflow.models import cooccurrence
+
+    with pytest.raises(ArgumentError, match=match):
+        build(cooccurrence)
+
+
+def test_layout_refuses_fractional_dimensions():
+    from gradflow import Layout
+
+    with pytest.raises(ArgumentError, match=r"block 'w': every dimension must be an integer, "
+                                            r"got 2.5"):
+        Layout({"w": (2.5,)})
+    with pytest.raises(ArgumentError, match="tuple of ints"):
+        Layout({"w": 3})
+    assert Layout({"w": (2.0, np.int64(3))}).shapes == {"w": (2, 3)}
+
+
+def test_ntp_tokens_must_be_integers():
+    from gradflow.models import ntp
+
+    base = ntp.fixture()
+    sentences = [base.sentence(i) for i in range(base.n)]
+    bad = [list(s) for s in sentences]
+    bad[0][0] += 0.5
+    with pytest.raises(ArgumentError, match=r"^sentence 0 must be integers, got \d\.5"):
+        ntp.make_dataset(bad, base.y, base.collocation)
+    labels = [float(v) for v in base.y]
+    labels[2] += 0.5
+    with pytest.raises(ArgumentError, match=r"^y \(the next tokens\) must be integers"):
+        ntp.make_dataset(sentences, labels, base.collocation)
+    floats = ntp.make_dataset([[float(t) for t in s] for s in sentences],
+                              [float(v) for v in base.y], base.collocation)
+    assert floats.n == base.n  # integral floats are integers

@@ -24,6 +24,7 @@ from gradflow.errors import ArgumentError
 from gradflow.events import Event
 from gradflow.layout import Layout
 from gradflow.model import Model, Observable
+from gradflow.models._validate import generator, integer
 
 __all__ = ["BalancedICL", "FeatureICL", "FeatureTask", "count_vectors", "make_dataset",
            "n_count_vectors"]
@@ -116,11 +117,8 @@ def make_dataset(K: int = 4, N: int | None = None, p: Any = "balanced", *,
     include_query, mean_field : bool
         See :class:`FeatureTask`.
     """
-    if int(K) != K or K < 2:
-        raise ArgumentError(f"K must be an integer >= 2, got {K!r}")
-    N = 20 * K if N is None else N
-    if int(N) != N or N < 1:
-        raise ArgumentError(f"N must be a positive integer, got {N!r}")
+    K = integer(K, "K", minimum=2)
+    N = 20 * K if N is None else integer(N, "N")
     if not mean_field:  # before anything of size K is allocated
         size = n_count_vectors(N, K)
         if size > MAX_COUNT_VECTORS:
@@ -147,9 +145,7 @@ class FeatureICL(Model):
     """
 
     def __init__(self, K: int):
-        if int(K) != K or K < 2:
-            raise ArgumentError(f"K must be an integer >= 2, got {K!r}")
-        self.K = int(K)
+        self.K = integer(K, "K", minimum=2)
         self._layout = Layout({"S": (self.K, self.K)})
 
     def __repr__(self) -> str:
@@ -164,7 +160,7 @@ class FeatureICL(Model):
         if preset == "zero":
             return self.layout.zeros()
         if preset == "normal":
-            return scale * np.random.default_rng(rng).standard_normal(self.layout.size)
+            return scale * generator(rng).standard_normal(self.layout.size)
         raise ArgumentError(f"preset must be 'zero' or 'normal', got {preset!r}")
 
     def check_data(self, data: Any) -> None:
@@ -281,10 +277,8 @@ class BalancedICL(Model):
     """
 
     def __init__(self, K: int, N: int | None = None):
-        if int(K) != K or K < 2:
-            raise ArgumentError(f"K must be an integer >= 2, got {K!r}")
-        self.K = int(K)
-        self.N = 20 * self.K if N is None else int(N)
+        self.K = integer(K, "K", minimum=2)
+        self.N = 20 * self.K if N is None else integer(N, "N")
         self._layout = Layout({"A": ()})
         j = np.arange(self.N + 1)
         q = 1.0 / self.K
