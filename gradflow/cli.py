@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import select
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -211,6 +213,8 @@ def _os_error_message(exc: OSError, args: argparse.Namespace) -> str:
     reason = exc.strerror or str(exc) or type(exc).__name__
     if exc.filename is None:
         folder = getattr(args, "out", None) or getattr(args, "dir", None)
+        if folder is None and args.command == "run":
+            folder = Path("runs") / args.name  # _run's default
         return f"{reason} (in {folder})" if folder else reason
     message = f"{exc.filename}: {reason}"
     if exc.filename2 is not None:
@@ -220,6 +224,21 @@ def _os_error_message(exc: OSError, args: argparse.Namespace) -> str:
     elif isinstance(exc, NotADirectoryError):
         message += " (a file stands where this path needs a folder)"
     return message
+
+
+def _stdout_is_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone; if so, point it at /dev/null (Python
+    would otherwise report the unflushed output again at exit)."""
+    try:
+        fd = sys.stdout.fileno()
+        poll = select.poll()
+        poll.register(fd, select.POLLOUT)
+        closed = any(events & select.POLLERR for _, events in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or stdout not a file
+        return False
+    if closed:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return closed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -233,6 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GradflowError as exc:
         print(f"gradflow: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError as exc:
+        if _stdout_is_closed():  # gradflow list | head: the reader left, nothing to report
+            return 1
+        print(f"gradflow: error: {_os_error_message(exc, args)}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"gradflow: error: {_os_error_message(exc, args)}", file=sys.stderr)
         return 1
