@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import select
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from gradflow import experiments
-from gradflow.errors import GradflowError, NonFiniteError, ObservableError, SolverError
-from gradflow.experiments.base import load_config_file, parse_assignments
+from gradflow.errors import (
+    CheckpointError,
+    GradflowError,
+    NonFiniteError,
+    ObservableError,
+    SolverError,
+)
+from gradflow.experiments.base import load_config_file, parse_assignments, read_json
 from gradflow.gradcheck import check_gradient
 
 __all__ = ["main"]
@@ -133,9 +141,12 @@ def _check_grad(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     out = Path(args.dir)
     summary_file = out / "summary.json"
-    if not summary_file.exists():
+    if not summary_file.is_file():
         raise GradflowError(f"{out} holds no summary.json: not a gradflow run folder")
-    name = json.loads(summary_file.read_text()).get("experiment")
+    name = read_json(summary_file).get("experiment")
+    if not isinstance(name, str) or name not in experiments.REGISTRY:
+        raise CheckpointError(f"{summary_file} names no known experiment (got {name!r}); "
+                              f"available: {sorted(experiments.REGISTRY)}")
     for path in experiments.get(name).plot(out):
         print(f"wrote {path}")
     return 0
@@ -197,13 +208,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error_message(exc: OSError, args: argparse.Namespace) -> str:
+    """``<path>: <reason>`` for an OSError, with the run's folder when the error has no path."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is None:
+        folder = getattr(args, "out", None) or getattr(args, "dir", None)
+        if folder is None and args.command == "run":
+            folder = Path("runs") / args.name  # _run's default
+        return f"{reason} (in {folder})" if folder else reason
+    message = f"{exc.filename}: {reason}"
+    if exc.filename2 is not None:
+        message += f" (and {exc.filename2})"
+    if isinstance(exc, FileExistsError) and not Path(exc.filename).is_dir():
+        message += " (a folder is expected there, not a file)"
+    elif isinstance(exc, NotADirectoryError):
+        message += " (a file stands where this path needs a folder)"
+    return message
+
+
+def _stdout_is_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone; if so, point it at /dev/null (Python
+    would otherwise report the unflushed output again at exit)."""
+    try:
+        fd = sys.stdout.fileno()
+        poll = select.poll()
+        poll.register(fd, select.POLLOUT)
+        closed = any(events & select.POLLERR for _, events in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or stdout not a file
+        return False
+    if closed:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return closed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line. Exit status: 0 success, 2 bad input (``gradflow: error: ...``
+    naming the argument or file), 1 the environment (a file that cannot be written or read:
+    full disk, read-only file system, permissions; out of memory) or a failed task; 3 see
+    ``check-grad``. No traceback is shown for any of these."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except GradflowError as exc:
         print(f"gradflow: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError as exc:
+        if _stdout_is_closed():  # gradflow list | head: the reader left, nothing to report
+            return 1
+        print(f"gradflow: error: {_os_error_message(exc, args)}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"gradflow: error: {_os_error_message(exc, args)}", file=sys.stderr)
+        return 1
+    except MemoryError as exc:
+        print(f"gradflow: error: out of memory{f': {exc}' if str(exc) else ''} (choose smaller "
+              "sizes)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -11,6 +12,23 @@ import numpy as np
 from gradflow.errors import ArgumentError
 
 __all__ = ["Layout"]
+
+
+def _shape(name: str, shape: Any) -> tuple[int, ...]:
+    """A block's shape as ints; a dimension that is not an integer (2.5, "3", True, NaN) is an
+    ArgumentError, never truncated."""
+    if isinstance(shape, str | bytes) or not isinstance(shape, Iterable):
+        raise ArgumentError(f"block {name!r}: the shape must be a tuple of ints, got {shape!r}")
+    dims = []
+    for s in shape:
+        if isinstance(s, bool | np.bool_) or not isinstance(s, numbers.Real) or not (
+                isinstance(s, numbers.Integral) or float(s).is_integer()):
+            raise ArgumentError(
+                f"block {name!r}: every dimension must be an integer, got {s!r} in shape "
+                f"{tuple(shape)!r}"
+            )
+        dims.append(int(s))
+    return tuple(dims)
 
 
 class Layout:
@@ -41,11 +59,11 @@ class Layout:
         self.slices: dict[str, slice] = {}
         offset = 0
         for name, shape in items:
-            shape = tuple(int(s) for s in shape)
             if not isinstance(name, str) or not name:
                 raise ArgumentError(f"block names must be non-empty strings, got {name!r}")
             if name in self.shapes:
                 raise ArgumentError(f"block name {name!r} appears twice in the layout")
+            shape = _shape(name, shape)
             if any(s < 0 for s in shape):
                 raise ArgumentError(f"block {name!r} has a negative dimension in shape {shape}")
             size = math.prod(shape)

@@ -1,7 +1,21 @@
-"""Declared, validated experiment parameters and the experiment record the CLI runs."""
+"""Declared, validated experiment parameters and the experiment record the CLI runs.
+
+Bounds. Every integer parameter has a declared range (``gradflow list`` shows it): a maximum
+where the parameter alone sets a size, and otherwise at most 2⁶³ − 1 (a NumPy int64); seeds are
+unbounded (NumPy seeds are arbitrary non-negative integers). Sizes that only matter together
+(a width times a vocabulary, a sample count times a sequence length) are bounded by each
+experiment's estimate of the memory a run needs (:func:`check_memory`): a configuration whose
+estimate exceeds :data:`MEMORY_LIMIT_GB` GiB (environment variable
+``GRADFLOW_MEMORY_LIMIT_GB`` to change it) is refused before anything is allocated, naming the
+parameters that set the largest part.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import numbers
+import os
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -10,16 +24,30 @@ from typing import Any
 
 import numpy as np
 
-from gradflow.errors import ArgumentError
+from gradflow.errors import ArgumentError, CheckpointError
 
 __all__ = [
     "BUDGET",
+    "INT64_MAX",
+    "MEMORY_LIMIT_GB",
     "Experiment",
     "Parameter",
     "budget_options",
+    "check_memory",
     "load_config_file",
+    "log_records",
+    "memory_limit",
+    "non_finite_line",
+    "non_finite_observables",
     "parse_assignments",
+    "read_json",
+    "seed_parameter",
+    "write_atomic",
+    "write_json",
 ]
+
+INT64_MAX = 2**63 - 1
+"""The largest integer parameter accepted unless the parameter declares its own maximum."""
 
 
 @dataclass(frozen=True)
@@ -31,22 +59,46 @@ class Parameter:
     name : str
     default : int, float, str, bool or tuple of int
         Its type is the parameter's type.
-    help : str
+    description : str
+        What it means (``gradflow list`` adds the range of an integer parameter: see
+        :attr:`help`).
     choices : sequence, optional
         Allowed values.
     minimum : float, optional
         Smallest allowed value (numbers, or every entry of a tuple).
+    maximum : float, optional
+        Largest allowed value (numbers, or every entry of a tuple). Integer parameters without
+        one are bounded by :data:`INT64_MAX`; ``math.inf`` declares an unbounded integer (seeds).
     """
 
     name: str
     default: Any
-    help: str
+    description: str
     choices: Sequence[Any] | None = None
     minimum: float | None = None
+    maximum: float | None = None
 
     @property
     def kind(self) -> type:
         return type(self.default)
+
+    @property
+    def upper(self) -> float | None:
+        """The effective maximum: declared, or int64's for integers, None for other kinds."""
+        if self.maximum is not None:
+            return self.maximum
+        return INT64_MAX if self.kind in (int, tuple) else None
+
+    @property
+    def help(self) -> str:
+        """The description, with the allowed range of an integer parameter."""
+        if self.kind not in (int, tuple) or (self.minimum is None and self.maximum is None):
+            return self.description
+        low = f"{self.minimum:g} ≤ " if self.minimum is not None else ""
+        high = f" ≤ {self.maximum}" if self.maximum is not None and math.isfinite(
+            self.maximum) else ""
+        what = "each entry" if self.kind is tuple else self.name
+        return f"{self.description} [{low}{what}{high}]"
 
     def convert(self, value: Any) -> Any:
         """Convert ``value`` (a TOML value or a ``--set`` string) to the declared type.
@@ -77,7 +129,7 @@ class Parameter:
                 if not isinstance(value, str):
                     raise ValueError("expected a string")
                 converted = value
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ArgumentError(
                 f"parameter {self.name!r}: cannot use {value!r} ({exc}); expected "
                 f"{_describe(self)}"
@@ -86,27 +138,41 @@ class Parameter:
             raise ArgumentError(
                 f"parameter {self.name!r}: {converted!r} is not one of {list(self.choices)}"
             )
-        numbers = converted if kind is tuple else (converted,)
-        if self.minimum is not None and kind is not bool and kind is not str and any(
-            not (x >= self.minimum) for x in numbers
-        ):
+        if kind is bool or kind is str:
+            return converted
+        values = converted if kind is tuple else (converted,)
+        if self.minimum is not None and any(not (x >= self.minimum) for x in values):
             raise ArgumentError(
-                f"parameter {self.name!r}: {converted!r} must be >= {self.minimum:g}"
+                f"parameter {self.name!r}: {converted!r} must be >= {self.minimum:g} "
+                f"({self.description})"
+            )
+        upper = self.upper
+        if upper is not None and any(not (x <= upper) for x in values):
+            reason = ("a 64-bit integer" if upper == INT64_MAX else
+                      f"{self.description}; see 'gradflow list'")
+            shown = upper if isinstance(upper, int) else f"{upper:g}"
+            raise ArgumentError(
+                f"parameter {self.name!r}: {converted!r} must be <= {shown} ({reason})"
             )
         return converted
 
 
 def _to_int(value: Any) -> int:
-    if isinstance(value, bool):
+    if isinstance(value, bool | np.bool_):
         raise ValueError("a boolean is not an integer")
     if isinstance(value, str):
         value = value.strip()
-        as_float = float(value)
-        if not as_float.is_integer():
-            raise ValueError("not an integer")
-        return int(as_float)
-    if isinstance(value, float) and not value.is_integer():
-        raise ValueError("not an integer")
+        try:
+            return int(value)  # exact, however many digits
+        except ValueError:
+            value = float(value)  # "1e3"
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if not isinstance(value, numbers.Real):
+        raise ValueError("expected an integer")
+    value = float(value)
+    if not value.is_integer():
+        raise ValueError("not an integer" if math.isfinite(value) else "not a finite number")
     return int(value)
 
 
@@ -194,15 +260,29 @@ def parse_assignments(assignments: Sequence[str]) -> dict[str, str]:
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file of parameter values (a flat table)."""
+    """Read a TOML file of parameter values (a flat table).
+
+    Raises
+    ------
+    ArgumentError
+        Naming the file: missing, a folder, unreadable, not UTF-8, not TOML, or nested.
+    """
     path = Path(path)
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise ArgumentError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ArgumentError(f"config file {path} is a folder; expected a TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise ArgumentError(
+            f"config file {path} is not UTF-8 text (byte {exc.start}): expected a TOML file"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ArgumentError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ArgumentError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
     nested = [k for k, v in data.items() if isinstance(v, dict)]
     if nested:
         raise ArgumentError(
@@ -211,9 +291,171 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+# ------------------------------------------------------------------------------ memory bound
+
+MEMORY_LIMIT_GB = 8.0
+"""Default limit on a run's estimated memory, in GiB (``GRADFLOW_MEMORY_LIMIT_GB``)."""
+MEMORY_LIMIT_ENV = "GRADFLOW_MEMORY_LIMIT_GB"
+
+
+def memory_limit() -> float:
+    """The memory limit in bytes: ``$GRADFLOW_MEMORY_LIMIT_GB`` GiB, default
+    :data:`MEMORY_LIMIT_GB`."""
+    raw = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if not raw:
+        return MEMORY_LIMIT_GB * 2**30
+    try:
+        gib = float(raw)
+    except ValueError:
+        gib = math.nan
+    if not (math.isfinite(gib) and gib > 0):
+        raise ArgumentError(
+            f"environment variable {MEMORY_LIMIT_ENV}: expected a positive number of GiB, "
+            f"got {raw!r}"
+        )
+    return gib * 2**30
+
+
+def _gib(n_bytes: float) -> str:
+    for unit, scale in (("GiB", 2**30), ("TiB", 2**40), ("PiB", 2**50)):
+        if n_bytes < 1024 * scale or unit == "PiB":
+            return f"{n_bytes / scale:.3g} {unit}"
+    raise AssertionError  # unreachable
+
+
+def check_memory(parts: Sequence[tuple[str, float, Sequence[str]]]) -> None:
+    """Refuse a configuration whose estimated memory exceeds :func:`memory_limit`.
+
+    Parameters
+    ----------
+    parts : sequence of (what, bytes, parameters)
+        The large allocations of a run (an estimate: the arrays that scale with the sizes, with
+        the copies the solver and the gradient make), each with the parameters that set it.
+        Computed with Python numbers, which do not overflow.
+
+    Raises
+    ------
+    ArgumentError
+        Naming the parameters of the largest part, the estimate and the limit.
+    """
+    sizes = [(what, float(min(n, 1e300)), tuple(names)) for what, n, names in parts]
+    total = sum(n for _, n, _ in sizes)
+    limit = memory_limit()
+    if total <= limit:
+        return
+    what, largest, names = max(sizes, key=lambda part: part[1])
+    listed = ", ".join(repr(name) for name in names) or "the sizes"
+    raise ArgumentError(
+        f"parameter{'s' if len(names) > 1 else ''} {listed}: this run would need about "
+        f"{_gib(total)} of memory ({what}: {_gib(largest)}), more than the limit of "
+        f"{_gib(limit)}; choose smaller values, or raise the limit with the environment "
+        f"variable {MEMORY_LIMIT_ENV}"
+    )
+
+
+def log_records(t_end: float, per_decade: int, extra: int = 0) -> float:
+    """The number of record times of ``log_grid(t_end, per_decade=...)`` (an upper bound)."""
+    t_min = min(1e-3, t_end / 1e3)
+    return per_decade * (math.log10(t_end / t_min) + 1) + 2 + extra
+
+
+# ------------------------------------------------------------------------------ outputs
+
+
+def write_atomic(path: str | Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
+    """Write a file through ``write(file object)`` into a temporary sibling, then rename it.
+
+    A failure (a full disk, a read-only file system) leaves the previous file, if any, intact
+    and removes the partial temporary file; the ``OSError`` is re-raised with the path.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            write(fh)
+        tmp.replace(path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if (isinstance(exc, OSError) and exc.errno is not None
+                and exc.filename in (None, str(tmp))):
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
+    return path
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON, atomically (:func:`write_atomic`)."""
+    text = json.dumps(data, indent=2)
+    return write_atomic(path, lambda fh: fh.write(text), mode="w")
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    """Read a JSON object written by gradflow (a summary), naming the file if it is not one.
+
+    Raises
+    ------
+    CheckpointError
+        Missing, unreadable, not UTF-8, not JSON, or not a JSON object.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} is not a JSON file written by gradflow ({exc})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(
+            f"{path} holds a JSON {type(data).__name__}, not the object gradflow writes"
+        )
+    return data
+
+
+def non_finite_observables(t: np.ndarray, observables: Mapping[str, np.ndarray],
+                           skip: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """Observables with NaN or infinite values: an overflow (or an undefined ratio) that the
+    summary must flag rather than report as a number.
+
+    Returns
+    -------
+    dict
+        Name to ``{"values": "inf" | "nan" | "inf and nan", "first_t": t, "records": k,
+        "of": len(t)}`` for each observable (not in ``skip``) with a non-finite entry.
+    """
+    flagged: dict[str, dict[str, Any]] = {}
+    for name, values in observables.items():
+        if name in skip:
+            continue
+        values = np.asarray(values)
+        if values.dtype.kind not in "fc" or values.shape[:1] != np.shape(t):
+            continue
+        bad = ~np.isfinite(values).reshape(len(t), -1).all(axis=1)
+        if not bad.any():
+            continue
+        kinds = [k for k, test in (("inf", np.isinf), ("nan", np.isnan)) if test(values).any()]
+        flagged[name] = {"values": " and ".join(kinds), "first_t": float(t[np.argmax(bad)]),
+                         "records": int(bad.sum()), "of": len(t)}
+    return flagged
+
+
+def non_finite_line(flagged: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The report line warning of :func:`non_finite_observables` (none if nothing is flagged)."""
+    if not flagged:
+        return []
+    items = [f"{name} ({v['values']} from t = {v['first_t']:g}, {v['records']}/{v['of']} "
+             "records)" for name, v in flagged.items()]
+    return ["warning: observables not finite (overflow, or a ratio with a zero denominator): "
+            + "; ".join(items)]
+
+
+def seed_parameter(name: str, default: int, description: str) -> Parameter:
+    """A seed: any non-negative integer (NumPy seeds have no upper bound)."""
+    return Parameter(name, default, description, minimum=0, maximum=math.inf)
+
+
 BUDGET = (
     Parameter("max_nfev", 200_000, "work limit: gradient evaluations per flow (each simulate "
-              "call), Jacobian columns included", minimum=1),
+              "call), Jacobian columns included", minimum=1, maximum=10**12),
     Parameter("max_wall_time", 3600.0, "work limit: seconds of wall time per flow",
               minimum=0.0),
 )

@@ -3,14 +3,24 @@ the checks of its theorems along one gradient-flow trajectory."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gradflow.errors import ArgumentError
-from gradflow.experiments.base import BUDGET, Experiment, Parameter, budget_options
+from gradflow.experiments.base import (
+    BUDGET,
+    Experiment,
+    Parameter,
+    budget_options,
+    check_memory,
+    log_records,
+    non_finite_line,
+    non_finite_observables,
+    seed_parameter,
+    write_json,
+)
 from gradflow.flow import log_grid, simulate
 from gradflow.models import cooccurrence as cooc
 from gradflow.theory import cooccurrence as theory
@@ -27,11 +37,12 @@ VV_PAIRS = {("mu1", "mu2"): (0, 1), ("mu1", "mu1"): (0, 0), ("mu2", "mu2"): (1, 
             ("mu1", "mu3"): (0, 2), ("mu2", "mu3"): (1, 2)}
 
 PARAMETERS = (
-    Parameter("d", 64, "vocabulary / embedding size", minimum=4),
-    Parameter("L", 5, "sequence length", minimum=3),
-    Parameter("counts", (30, 10, 10, 10), "samples of types 1..4", minimum=0),
-    Parameter("m", 128, "attention width", minimum=1),
-    Parameter("m1", 256, "MLP hidden width", minimum=1),
+    Parameter("d", 64, "vocabulary / embedding size", minimum=4, maximum=100_000),
+    Parameter("L", 5, "sequence length", minimum=3, maximum=10_000),
+    Parameter("counts", (30, 10, 10, 10), "samples of types 1..4", minimum=0,
+              maximum=10_000_000),
+    Parameter("m", 128, "attention width", minimum=1, maximum=100_000),
+    Parameter("m1", 256, "MLP hidden width", minimum=1, maximum=1_000_000),
     Parameter("random_tokens", "replace", "random-token sampling (the paper's experiment "
               "draws with replacement; 'distinct' is the theory's Assumption 2.3(ii))",
               choices=("replace", "distinct")),
@@ -42,20 +53,48 @@ PARAMETERS = (
     Parameter("s1_mult", 0.1, "theory init: σ1 = s1_mult/√m1 (0.1 keeps |F(0)| ≪ 1 as Lemma "
               "D.8 requires)", minimum=0.0),
     Parameter("reduced", False, "integrate the exact reduced flow in v = Wᵀa/√m1"),
-    Parameter("data_seed", 0, "seed of the training set", minimum=0),
-    Parameter("model_seed", 0, "seed of the fixed output signs a", minimum=0),
-    Parameter("init_seed", 1, "seed of the initial weights", minimum=0),
+    seed_parameter("data_seed", 0, "seed of the training set"),
+    seed_parameter("model_seed", 0, "seed of the fixed output signs a"),
+    seed_parameter("init_seed", 1, "seed of the initial weights"),
     Parameter("t_end", 1e8, "horizon of the flow", minimum=0.0),
     Parameter("clock", "linear", "integration clock", choices=("linear", "log")),
     Parameter("method", "RK45", "scipy solver", choices=("RK45", "RK23", "DOP853")),
     Parameter("rtol", 1e-6, "solver relative tolerance", minimum=0.0),
     Parameter("atol", 1e-9, "solver absolute tolerance", minimum=0.0),
-    Parameter("per_decade", 20, "record points per decade of t", minimum=1),
+    Parameter("per_decade", 20, "record points per decade of t", minimum=1,
+              maximum=10_000),
     Parameter("store_theta", False, "store θ at every record time (57k floats each at the "
               "paper's size)"),
     Parameter("checkpoint", False, "checkpoint into OUT/checkpoint and resume from it"),
     *BUDGET,
 )
+
+
+SOLVER_COPIES = {"RK23": 8, "RK45": 11, "DOP853": 17}
+"""State-sized arrays an explicit solver holds (its stages, y, f and the error estimate)."""
+
+
+def memory_parts(config: dict[str, Any]) -> list[tuple[str, float, tuple[str, ...]]]:
+    """The large allocations of a run (for :func:`~gradflow.experiments.base.check_memory`)."""
+    d, L, m, m1 = config["d"], config["L"], config["m"], config["m1"]
+    n = sum(config["counts"])
+    state = 3 * m * d + (m if config["reduced"] else m1 * m)
+    records = log_records(config["t_end"], config["per_decade"], extra=101 + len(REPORT_TIMES))
+    # per sample: X and its tokens; scores, attention and ∂F/∂S (×3 copies) per query-key
+    # pair and the pair index; queries and keys on the dense path
+    per_sample = L * d + 8 * L * L + 3 * L * m
+    parts = [
+        ("θ, the gradient, its outer products and the solver's stages",
+         8.0 * (SOLVER_COPIES[config["method"]] + 4) * state, ("d", "m", "m1")),
+        ("the training set, its attention scores and their gradient", 8.0 * n * per_sample,
+         ("counts", "L", "d", "m")),
+        ("the token-pair matrix W_Kᵀ W_Q and its gradient", 8.0 * 3 * d * d, ("d",)),
+        ("the recorded observables", 8.0 * records * 40, ("per_decade", "t_end")),
+    ]
+    if config["store_theta"]:
+        parts.append(("the recorded states (store_theta)", 8.0 * records * state,
+                      ("store_theta", "per_decade", "d", "m", "m1")))
+    return parts
 
 
 def _check_config(config: dict[str, Any]) -> None:
@@ -74,6 +113,7 @@ def _check_config(config: dict[str, Any]) -> None:
                 f"parameter 'd': random_tokens='distinct' needs d >= {needed + 3} for "
                 f"counts={counts} and L={L}, got d={config['d']}"
             )
+    check_memory(memory_parts(config))
 
 
 def build(config: dict[str, Any]):
@@ -157,6 +197,8 @@ def summarize(traj: Trajectory, config: dict[str, Any]) -> dict[str, Any]:
     loss_at = {f"{t:g}": float(np.interp(t, traj.t, obs["loss"]))
                for t in REPORT_TIMES if t <= traj.t[-1]}
     final = {k: obs[k][-1] for k in ("loss", "rho23", "R", "B1", "B2", "u_norm_sq", "G")}
+    # recorded observables only: the derived rate constant is infinite at t = 0 by definition
+    flagged = non_finite_observables(traj.t, obs, skip=("rate_constant",))
     return to_jsonable({
         "experiment": "cooccurrence",
         "config": config,
@@ -165,6 +207,7 @@ def summarize(traj: Trajectory, config: dict[str, Any]) -> dict[str, Any]:
         "loss_at": loss_at,
         "final": final,
         "theory_checks": theory_checks(traj),
+        "non_finite_observables": flagged,
         "solver": traj.stats,
     })
 
@@ -190,7 +233,7 @@ def run(config: dict[str, Any], out: Path, progress: bool = False) -> dict[str, 
         traj.t, traj.observables["loss"], traj.observables["u_norm_sq"])
     traj.save(out / "trajectory.npz")
     summary = summarize(traj, config)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
     figures.draw(traj, out)
     return summary
 
@@ -199,7 +242,7 @@ def plot(out: Path) -> list[Path]:
     """Re-draw the figures of a saved run."""
     from gradflow.experiments import cooccurrence_figures as figures
 
-    return figures.draw(Trajectory.load(Path(out) / "trajectory.npz"), Path(out))
+    return figures.draw(figures.load(Path(out)), Path(out))
 
 
 def report(summary: dict[str, Any]) -> list[str]:
@@ -209,7 +252,8 @@ def report(summary: dict[str, Any]) -> list[str]:
     return [f"phase 1 ends at t = {summary['phase1_end']}",
             f"losses: {summary['loss_at']}",
             f"theory checks: {len(checks) - len(failed)}/{len(checks)} hold"
-            + (f"; not holding: {failed}" if failed else "")]
+            + (f"; not holding: {failed}" if failed else ""),
+            *non_finite_line(summary.get("non_finite_observables", {}))]
 
 
 EXPERIMENT = Experiment(

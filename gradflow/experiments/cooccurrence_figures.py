@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from gradflow.plotting import save, serialized
+from gradflow.plotting import draw_figures, load_trajectory, save, serialized
 from gradflow.theory import cooccurrence as theory
 from gradflow.trajectory import Trajectory
 
@@ -79,14 +79,28 @@ def theory_panel(traj: Trajectory, path: Path) -> Path:
     window = (t >= 1) & (t <= 1e6)
     if window.any():
         mid = np.sqrt(c[window].min() * c[window].max())
-        ax.axhspan(mid / np.sqrt(2), mid * np.sqrt(2), color="tab:green", alpha=0.15,
-                   label="factor-2 band (Thm F.8)")
+        if np.isfinite(mid) and mid > 0:  # not for a degenerate run (‖u‖ = 0 or infinite)
+            ax.axhspan(mid / np.sqrt(2), mid * np.sqrt(2), color="tab:green", alpha=0.15,
+                       label="factor-2 band (Thm F.8)")
     _finish(ax, traj, xscale="log", yscale="log", xlabel="t",
             title="Phase-2 loss rate constant")
     return save(fig, path)
 
 
+OBSERVABLES = ("loss", *(f"loss_type{k}" for k in TYPE_COLORS), "KQ", "rho23", "R", "B1", "B2",
+               "u_norm_sq")
+"""The observables the figures draw."""
+
+
+def load(out: Path) -> Trajectory:
+    """The saved trajectory of a run folder, checked to hold :data:`OBSERVABLES`."""
+    return load_trajectory(Path(out) / "trajectory.npz", OBSERVABLES)
+
+
 @serialized
 def draw(traj: Trajectory, out: Path) -> list[Path]:
-    """Write ``figure1.png`` and ``theory_checks.png`` into ``out``."""
-    return [figure1(traj, out / "figure1.png"), theory_panel(traj, out / "theory_checks.png")]
+    """Write ``figure1.png`` and ``theory_checks.png`` into ``out`` (a figure that cannot be
+    drawn is skipped with a warning)."""
+    return draw_figures([("figure1.png", lambda: figure1(traj, out / "figure1.png")),
+                         ("theory_checks.png",
+                          lambda: theory_panel(traj, out / "theory_checks.png"))])

@@ -4,14 +4,23 @@ linear loss rate, and predictions under dataset shift."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gradflow.errors import ArgumentError
-from gradflow.experiments.base import BUDGET, Experiment, Parameter, budget_options
+from gradflow.experiments.base import (
+    BUDGET,
+    Experiment,
+    Parameter,
+    budget_options,
+    check_memory,
+    log_records,
+    seed_parameter,
+    write_atomic,
+    write_json,
+)
 from gradflow.flow import log_grid, simulate
 from gradflow.models import ntp
 from gradflow.theory import ntp as theory
@@ -22,16 +31,18 @@ __all__ = ["EXPERIMENT", "build", "run_all", "summarize"]
 PARAMETERS = (
     Parameter("dataset", "fixture", "the spec's 8-token fixture, or a random realizable instance",
               choices=("fixture", "random")),
-    Parameter("K", 16, "random instance: vocabulary size", minimum=3),
-    Parameter("n_queries", 3, "random instance: number of query tokens", minimum=1),
-    Parameter("n_sentences", 30, "random instance: sentences drawn", minimum=1),
-    Parameter("seed", 0, "random instance: seed", minimum=0),
+    Parameter("K", 16, "random instance: vocabulary size", minimum=3, maximum=10_000),
+    Parameter("n_queries", 3, "random instance: number of query tokens", minimum=1,
+              maximum=10_000),
+    Parameter("n_sentences", 30, "random instance: sentences drawn", minimum=1,
+              maximum=1_000_000),
+    seed_parameter("seed", 0, "random instance: seed"),
     Parameter("stage1", "optimal", "stage-1 collocation pairs: tokens optimal in the data "
               "(spec §8.2) or every token", choices=("optimal", "all")),
     Parameter("init", "zero", "start of stage 1: zero weights (spec §8.3) or N(0, 1) entries "
               "(then stage 1's own convergence is visible; on the fixture, zero starts exactly "
               "on the W_ov* direction)", choices=("zero", "normal")),
-    Parameter("init_seed", 0, "seed of the 'normal' initialisation", minimum=0),
+    seed_parameter("init_seed", 0, "seed of the 'normal' initialisation"),
     Parameter("T0", 30.0, "duration of stage 1 (train W_ov)", minimum=0.0),
     Parameter("T", 300.0, "duration of stage 2 (train W_kq)", minimum=0.0),
     Parameter("fit_from", 30.0, "start of the late window [fit_from, T] for fitted slopes",
@@ -40,10 +51,39 @@ PARAMETERS = (
     Parameter("rtol", 1e-9, "solver relative tolerance", minimum=0.0),
     Parameter("atol", 1e-6, "solver absolute tolerance (entries of W stay near 0 while "
               "others grow like t)", minimum=0.0),
-    Parameter("per_decade", 20, "record points per decade of t", minimum=1),
+    Parameter("per_decade", 20, "record points per decade of t", minimum=1,
+              maximum=10_000),
     Parameter("ablation", True, "also run joint one-stage training of both blocks"),
     *BUDGET,
 )
+
+
+FIXTURE_K = 8
+"""Vocabulary size of the spec's fixture."""
+LONGEST_SENTENCE = 6
+"""Longest sentence of a random instance (``ntp.random_instance``'s default lengths)."""
+
+
+def memory_parts(config: dict[str, Any]) -> list[tuple[str, float, tuple[str, ...]]]:
+    """The large allocations of a run (for :func:`~gradflow.experiments.base.check_memory`)."""
+    random = config["dataset"] == "random"
+    K = config["K"] if random else FIXTURE_K
+    n = config["n_sentences"] if random else 16
+    state = 2 * K * K
+    implicit = config["method"] in ("LSODA", "BDF")  # a dense Jacobian and its factors
+    solver = 3.0 * state * state if implicit else 17.0 * state
+    stage1 = K if config["stage1"] == "all" else min(K, n)  # tokens with stage-1 constraints
+    sizes = ("K",) if random else ()
+    return [
+        (f"the solver's {'Jacobian' if implicit else 'stages'} (method={config['method']})",
+         8.0 * solver, sizes),
+        ("the max-margin constraints of W_kq (a K×K matrix per sentence token)",
+         8.0 * 3 * n * LONGEST_SENTENCE * K * K, (*sizes, "n_sentences") if random else ()),
+        ("the max-margin constraints of W_ov (a K×K matrix per stage-1 token and other token)",
+         8.0 * 3 * stage1 * K * K * K, (*sizes, "stage1")),
+        ("the recorded observables", 8.0 * 3 * log_records(config["T"], config["per_decade"])
+         * 4 * K, ("per_decade", "T")),
+    ]
 
 
 def _check_config(config: dict[str, Any]) -> None:
@@ -56,6 +96,10 @@ def _check_config(config: dict[str, Any]) -> None:
         )
     if config["dataset"] == "random" and config["K"] < 7:
         raise ArgumentError(f"parameter 'K': a random instance needs K >= 7, got {config['K']}")
+    if config["dataset"] == "random" and config["n_queries"] > config["K"]:
+        raise ArgumentError(f"parameter 'n_queries': at most K={config['K']} query tokens, got "
+                            f"{config['n_queries']}")
+    check_memory(memory_parts(config))
 
 
 def build(config: dict[str, Any]) -> ntp.NTPData:
@@ -120,6 +164,24 @@ def run_all(config: dict[str, Any]) -> dict[str, Any]:
             "stage2": stage2, "joint": joint}
 
 
+def _fit(x: np.ndarray, y: np.ndarray, *, log_x: bool = True, log_y: bool = True
+         ) -> float | None:
+    """The least-squares slope of (log) y against (log) x; None when a value is unusable (not
+    finite, or not positive on a log scale) or fewer than 2 distinct x are given: no line is
+    determined then, and a number would be meaningless."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    usable = np.isfinite(x) & np.isfinite(y)
+    if log_x:
+        usable &= x > 0
+    if log_y:
+        usable &= y > 0
+    if not usable.all() or np.unique(x).size < 2:
+        return None
+    if log_y:
+        return theory.fitted_slope(x, y, log_x=log_x)
+    return float(np.polyfit(np.log(x) if log_x else x, y, 1)[0])
+
+
 def summarize(result: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     """Max-margin values, fitted slopes and rates against the predictions, unseen sentences."""
     data, model, ov, kq = result["data"], result["model"], result["ov"], result["kq"]
@@ -128,16 +190,14 @@ def summarize(result: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     late = (s2.t >= config["fit_from"]) & (s2.t <= config["T"])
     late1 = (s1.t >= min(config["fit_from"], config["T0"]) / 3) & (s1.t > 0)
     fits = {
-        "stage2_one_minus_cos_slope": theory.fitted_slope(s2.t[late],
-                                                          o2["one_minus_cos_W_kq"][late]),
-        "stage2_dist_slope": theory.fitted_slope(s2.t[late], o2["dist_W_kq"][late]),
-        "stage2_loss_excess_rate": theory.fitted_slope(s2.t[late], o2["loss_excess"][late],
-                                                       log_x=False)
-        if np.all(o2["loss_excess"][late] > 0) else None,
-        "stage2_off_optimal_mass_rate": float(np.polyfit(s2.t[late],
-                                                         o2["log_off_optimal_mass"][late], 1)[0]),
-        "stage1_loss_rate": theory.fitted_slope(s1.t[late1], o1["loss"][late1], log_x=False),
+        "stage2_one_minus_cos_slope": _fit(s2.t[late], o2["one_minus_cos_W_kq"][late]),
+        "stage2_dist_slope": _fit(s2.t[late], o2["dist_W_kq"][late]),
+        "stage2_loss_excess_rate": _fit(s2.t[late], o2["loss_excess"][late], log_x=False),
+        "stage2_off_optimal_mass_rate": _fit(s2.t[late], o2["log_off_optimal_mass"][late],
+                                             log_x=False, log_y=False),
+        "stage1_loss_rate": _fit(s1.t[late1], o1["loss"][late1], log_x=False),
     }
+    fits["points"] = {"stage2": int(late.sum()), "stage1": int(late1.sum())}
     predicted = {"one_minus_cos_slope": theory.COS_SLOPE, "dist_slope": theory.DIST_SLOPE,
                  "stage2_loss_rate": theory.loss_rate(kq.w),
                  "stage1_loss_rate": theory.loss_rate(ov.w)}
@@ -184,10 +244,11 @@ def run(config: dict[str, Any], out: Path, progress: bool = False) -> dict[str, 
     result = run_all(config)
     result["stage1"].save(out / "stage1.npz")
     result["stage2"].save(out / "stage2.npz")
-    np.savez(out / "max_margin.npz", W_ov=result["ov"].w, W_kq=result["kq"].w,
-             queries=np.unique(result["data"].query))
+    arrays = {"W_ov": result["ov"].w, "W_kq": result["kq"].w,
+              "queries": np.unique(result["data"].query)}
+    write_atomic(out / "max_margin.npz", lambda fh: np.savez(fh, **arrays))
     summary = summarize(result, config)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
     figures.draw(out)
     return summary
 
@@ -204,9 +265,16 @@ def report(summary: dict[str, Any]) -> list[str]:
     fit, pred, mm = summary["fitted"], summary["predicted"], summary["max_margin"]
     determined = [row for row in summary["unseen"] if row["by_score"] is not None]
     agree = sum(row["model"] == row["by_score"] for row in determined)
+    none = (f"no fit: fewer than 2 record times with usable values in [fit_from, T] = "
+            f"[{summary['config']['fit_from']:g}, {summary['config']['T']:g}]")
+
+    def shown(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    slopes = (fit["stage2_one_minus_cos_slope"], fit["stage2_dist_slope"])
     return [f"‖W_ov*‖² = {mm['W_ov_norm_sq']:.6g}, ‖W_kq*‖² = {mm['W_kq_norm_sq']:.6g}",
-            f"stage 2 slopes: 1−cos {fit['stage2_one_minus_cos_slope']:.3f} (predicted -2), "
-            f"dist {fit['stage2_dist_slope']:.3f} (predicted -1)",
+            f"stage 2 slopes: 1−cos {shown(slopes[0])} (predicted -2), "
+            f"dist {shown(slopes[1])} (predicted -1)" + (f"; {none}" if None in slopes else ""),
             f"stage 2 loss-excess rate {fit['stage2_loss_excess_rate']} "
             f"(predicted {pred['stage2_loss_rate']:.5f})",
             f"unseen sentences predicted as the extended order says: {agree}/{len(determined)}"

@@ -3,13 +3,15 @@ excess with the predicted rate, and the learned attention scores per query."""
 
 from __future__ import annotations
 
-import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from gradflow.plotting import save, serialized
+from gradflow.errors import CheckpointError
+from gradflow.experiments.base import read_json
+from gradflow.plotting import draw_figures, field, load_trajectory, save, serialized
 from gradflow.trajectory import Trajectory
 
 __all__ = ["draw"]
@@ -70,19 +72,38 @@ def attention_scores(stage2: Trajectory, W_kq_star: np.ndarray, queries: np.ndar
         ax.set(title=f"scores of key tokens for query {labels[q]}", xlabel="key token")
         ax.axhline(0, color="black", lw=0.5)
     axes[0, 0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    return path
+    return save(fig, path)
+
+
+def _max_margin(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """W_kq* and the query tokens saved by the run, naming the file when it is unusable."""
+    try:
+        with np.load(path, allow_pickle=False) as mm:
+            return mm["W_kq"], mm["queries"]
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"{path} is not the max-margin file of an ntp run ({exc})") from None
 
 
 @serialized
 def draw(out: Path) -> list[Path]:
-    """Write ``convergence.png`` and ``attention_scores.png`` from a saved run folder."""
-    stage1 = Trajectory.load(out / "stage1.npz")
-    stage2 = Trajectory.load(out / "stage2.npz")
-    summary = json.loads((out / "summary.json").read_text())
-    with np.load(out / "max_margin.npz", allow_pickle=False) as mm:
-        W_kq_star, queries = mm["W_kq"], mm["queries"]
+    """Write ``convergence.png`` and ``attention_scores.png`` from a saved run folder (a figure
+    that cannot be drawn is skipped with a warning)."""
+    out = Path(out)
+    stage1 = load_trajectory(out / "stage1.npz", ("one_minus_cos_W_ov", "dist_W_ov"))
+    stage2 = load_trajectory(out / "stage2.npz", ("one_minus_cos_W_kq", "dist_W_kq",
+                                                  "loss_excess"))
+    summary_file = out / "summary.json"
+    summary = read_json(summary_file)
+    for keys in (("predicted", "stage2_loss_rate"), ("config", "fit_from"),
+                 ("config", "dataset")):
+        field(summary, summary_file, *keys)
+    W_kq_star, queries = _max_margin(out / "max_margin.npz")
     names = "abcdefgh" if summary["config"]["dataset"] == "fixture" else None
-    return [convergence(stage1, stage2, summary, out / "convergence.png"),
-            attention_scores(stage2, W_kq_star, queries, names, out / "attention_scores.png")]
+    return draw_figures([
+        ("convergence.png", lambda: convergence(stage1, stage2, summary,
+                                                out / "convergence.png")),
+        ("attention_scores.png", lambda: attention_scores(stage2, W_kq_star, queries, names,
+                                                          out / "attention_scores.png")),
+    ])

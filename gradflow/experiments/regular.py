@@ -5,14 +5,20 @@ chain-of-thought."""
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gradflow.errors import ArgumentError, InfeasibleError
-from gradflow.experiments.base import BUDGET, Experiment, Parameter, budget_options
+from gradflow.experiments.base import (
+    BUDGET,
+    Experiment,
+    Parameter,
+    budget_options,
+    check_memory,
+    write_json,
+)
 from gradflow.maxmargin import solve_max_margin
 from gradflow.models import regular as rg
 from gradflow.trajectory import Trajectory, to_jsonable
@@ -29,22 +35,49 @@ COMMON = (
     Parameter("clock", "log", "integration clock", choices=("log", "linear")),
     Parameter("rtol", 1e-9, "solver relative tolerance", minimum=0.0),
     Parameter("atol", 1e-11, "solver absolute tolerance", minimum=0.0),
-    Parameter("per_decade", 10, "record points per decade of t", minimum=1),
+    Parameter("per_decade", 10, "record points per decade of t", minimum=1,
+              maximum=10_000),
     *BUDGET,
 )
-EP_PARAMETERS = (Parameter("L_max", 6, "longest string length", minimum=2), *COMMON)
+EP_PARAMETERS = (Parameter("L_max", 6, "longest string length (all 2^(L_max+1) − 2 strings "
+                           "are enumerated)", minimum=2, maximum=20), *COMMON)
 COT_PARAMETERS = (
-    Parameter("L0", 4, "input length of the CoT training set", minimum=2),
+    Parameter("L0", 4, "input length of the CoT training set (all 2^L0 inputs are "
+              "enumerated)", minimum=2, maximum=16),
     Parameter("cot_format", "B", "CoT sample format (spec §7)", choices=("B", "A")),
     Parameter("regularizer_max", 4, "even-pairs regulariser on lengths 1..regularizer_max "
-              "(0: none)", minimum=0),
+              "(0: none)", minimum=0, maximum=20),
     Parameter("L_max", 6, "parity is evaluated for lengths 2..L_max by both CoT methods "
-              "(Method 2 trains one CoT model per length)", minimum=2),
+              "(Method 2 trains one CoT model per length)", minimum=2, maximum=16),
     *COMMON,
 )
 
 
+def memory_parts(config: dict[str, Any]) -> list[tuple[str, float, tuple[str, ...]]]:
+    """The large allocations of a run (for :func:`~gradflow.experiments.base.check_memory`):
+    every string is enumerated, so the training set grows like 2^length."""
+    if "L0" in config:  # parity_cot: the largest CoT set trained, with its regulariser
+        longest = max(config["L0"], config["L_max"])
+        n = 2**longest * (longest - 1) + 2 ** (config["regularizer_max"] + 1)
+        positions = max(2 * longest - 2, config["regularizer_max"], config["L_max"])
+        names: tuple[str, ...] = ("L0", "L_max", "regularizer_max")
+    else:
+        n, positions, names = 2 ** (config["L_max"] + 1), config["L_max"], ("L_max",)
+    d = 2 * positions  # one embedding per (position, symbol)
+    state = d * d + d
+    implicit = config["method"] == "LSODA"
+    return [
+        # per sample: X (positions × d), the forward and gradient temporaries, the string
+        ("the training set, its forward pass and gradient", n * (8.0 * 6 * positions * d
+                                                                  + 8 * positions + 120), names),
+        ("the max-margin problem solved at every record", 8.0 * 4 * n * d, names),
+        (f"the solver's {'Jacobian' if implicit else 'stages'} (method={config['method']})",
+         8.0 * (3 * state * state if implicit else 17 * state), names),
+    ]
+
+
 def _check(config: dict[str, Any]) -> None:
+    check_memory(memory_parts(config))
     for key in ("lam", "tau0", "T", "T1", "rtol", "atol"):
         if config[key] <= 0:
             raise ArgumentError(f"parameter {key!r}: must be > 0, got {config[key]}")
@@ -182,7 +215,7 @@ def _run(name: str, data: rg.RegularData, config: dict[str, Any], out: Path,
                                        "monotone": bool(np.all(np.diff(cos_fixed) >= -1e-12))}
         control.save(out / "frozen_w_control.npz")
     summary = to_jsonable(summary)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
     figures.draw(out)
     return summary
 
@@ -244,13 +277,18 @@ def _control_line(control: dict[str, Any]) -> str:
     return f"frozen-W control: cos → {control['cos_fixed'][-1]:.6f}"
 
 
+def _slope_line(slopes: list[list[float]]) -> str:
+    if not slopes:  # T < 100: no decade [10^k, 10^(k+1)] from t = 10 lies inside [0, T]
+        return "‖u‖ slope per ln t: no full decade of t from t = 10 (T < 100)"
+    return f"‖u‖ slope per ln t, last decade: {slopes[-1][2]:.3f}"
+
+
 def _report(summary: dict[str, Any]) -> list[str]:
     final = summary["final"]
     lines = [f"separable at t = {summary['separable_at']}",
              f"at t = {summary['config']['T']:g}: loss {final['loss']:.3e}, ‖u‖ = "
              f"{final['u_norm']:.4f}, ‖W − W(τ0)‖ = {final['W_change']:.3f}",
-             f"‖u‖ slope per ln t, last decade: "
-             f"{summary['u_norm_slope_per_ln_t_by_decade'][-1][2]:.3f}",
+             _slope_line(summary["u_norm_slope_per_ln_t_by_decade"]),
              f"cos(u, u*(W_t)) = {summary['cos_moving_at']}",
              _control_line(summary["frozen_W_control"])]
     for key in ("parity_truncated_cot_accuracy", "parity_cot_generation_accuracy"):

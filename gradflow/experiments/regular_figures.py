@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from gradflow.plotting import save, serialized
+from gradflow.experiments.base import read_json
+from gradflow.plotting import draw_figures, field, load_trajectory, save, serialized
 from gradflow.trajectory import Trajectory
 
 __all__ = ["draw"]
 
 
+OBSERVABLES = ("scores", "W_norm", "u_norm", "W_change", "attention_pos", "attention_neg",
+               "t_loss", "cos_moving", "cos_first_separable", "cos_saturated", "loss",
+               "normalized_margin")
+"""The observables the figure draws."""
+
+
 @serialized
 def draw(out: Path) -> list[Path]:
-    """Write ``dynamics.png`` (six panels) from a saved run folder."""
-    traj = Trajectory.load(out / "trajectory.npz")
+    """Write ``dynamics.png`` (six panels) from a saved run folder (skipped with a warning
+    when it cannot be drawn)."""
+    out = Path(out)
+    traj = load_trajectory(out / "trajectory.npz", OBSERVABLES)
     control_file = out / "frozen_w_control.npz"  # absent when h(W_T1) is not separable
-    control = Trajectory.load(control_file) if control_file.exists() else None
-    summary = json.loads((out / "summary.json").read_text())
-    tau0 = summary["config"]["tau0"]
+    control = (load_trajectory(control_file, ("cos_fixed",)) if control_file.exists()
+               else None)
+    summary = read_json(out / "summary.json")
+    tau0 = field(summary, out / "summary.json", "config", "tau0")
+    name = field(summary, out / "summary.json", "experiment")
+    return draw_figures([("dynamics.png",
+                          lambda: _dynamics(traj, control, tau0, name, out / "dynamics.png"))])
+
+
+def _dynamics(traj: Trajectory, control: Trajectory | None, tau0: float, name: str,
+              path: Path) -> Path:
     t, o = traj.t, traj.observables
     pos = t > 0
     fig = Figure(figsize=(16, 9))
@@ -81,5 +97,5 @@ def draw(out: Path) -> list[Path]:
     twin.semilogx(t[pos], o["normalized_margin"][pos], color="tab:red", label="margin")
     twin.axhline(0, color="tab:red", lw=0.5)
     ax.legend(fontsize=8, loc="lower left")
-    fig.suptitle(summary["experiment"])
-    return [save(fig, out / "dynamics.png", dpi=120)]
+    fig.suptitle(name)
+    return save(fig, path, dpi=120)

@@ -10,6 +10,7 @@ import numpy as np
 from gradflow.errors import ArgumentError
 from gradflow.layout import Layout
 from gradflow.model import Model
+from gradflow.models._validate import generator, integer
 from gradflow.numerics import log_softmax
 
 __all__ = ["LastTokenModel", "padding_mask"]
@@ -33,9 +34,7 @@ class LastTokenModel(Model):
     default_scale: ClassVar[float] = 1.0
 
     def __init__(self, d: int, blocks: dict[str, tuple[int, ...]]):
-        if int(d) != d or d < 1:
-            raise ArgumentError(f"d must be a positive integer, got {d!r}")
-        self.d = int(d)
+        self.d = integer(d, "d")
         self._layout = Layout(blocks)
 
     @property
@@ -49,7 +48,7 @@ class LastTokenModel(Model):
             return self.layout.zeros()
         if preset == "normal":
             scale = self.default_scale if scale is None else scale
-            return scale * np.random.default_rng(rng).standard_normal(self.layout.size)
+            return scale * generator(rng).standard_normal(self.layout.size)
         raise ArgumentError(f"preset must be 'zero' or 'normal', got {preset!r}")
 
     def check_data(self, data: Any) -> None:

@@ -27,6 +27,7 @@ from gradflow.errors import ArgumentError
 from gradflow.events import Event
 from gradflow.layout import Layout
 from gradflow.model import Model, Observable
+from gradflow.models._validate import generator, integer
 from gradflow.numerics import logistic_loss, scatter_add, sigmoid, softmax
 
 __all__ = [
@@ -156,14 +157,18 @@ def make_dataset(
     CooccurrenceData
         Samples grouped by type (type 1 first).
     """
-    gen = np.random.default_rng(rng)
-    counts = tuple(int(c) for c in counts)
-    if len(counts) != 4 or any(c < 0 for c in counts) or sum(counts) == 0:
-        raise ArgumentError(f"counts must be 4 non-negative ints with a positive sum, got {counts}")
-    if int(L) != L or L < 3:
-        raise ArgumentError(f"L must be an integer >= 3 (type 1 needs 3 slots), got {L}")
-    if int(d) != d or d < 4:
-        raise ArgumentError(f"d must be an integer >= 4 (3 special tokens + 1 random), got {d}")
+    gen = generator(rng)
+    given = counts
+    try:
+        counts = tuple(integer(c, "counts", minimum=0) for c in given)
+    except (ArgumentError, TypeError):  # not an iterable of non-negative integers
+        counts = ()
+    if len(counts) != 4 or sum(counts) == 0:
+        raise ArgumentError(
+            f"counts must be 4 non-negative ints with a positive sum, got {given!r}"
+        )
+    L = integer(L, "L", minimum=3, why=" (type 1 needs 3 slots)")
+    d = integer(d, "d", minimum=4, why=" (3 special tokens + 1 random)")
     if random_tokens not in ("replace", "distinct"):
         raise ArgumentError(
             f"random_tokens must be 'replace' or 'distinct', got {random_tokens!r}"
@@ -266,16 +271,14 @@ class CooccurrenceTransformer(Model):
         reduced: bool = False,
         path: Literal["auto", "tokens", "dense"] = "auto",
     ):
-        for name, value, low in (("d", d, 1), ("m", m, 1), ("m1", m1, 1), ("L", L, 1)):
-            if int(value) != value or value < low:
-                raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
+        self.d, self.m, self.m1, self.L = (integer(d, "d"), integer(m, "m"), integer(m1, "m1"),
+                                           integer(L, "L"))
         if path not in ("auto", "tokens", "dense"):
             raise ArgumentError(f"path must be 'auto', 'tokens' or 'dense', got {path!r}")
-        self.d, self.m, self.m1, self.L = int(d), int(m), int(m1), int(L)
         self.reduced = bool(reduced)
         self.path = path
         if a is None:
-            a = np.random.default_rng(rng).choice([-1.0, 1.0], size=self.m1)
+            a = generator(rng).choice([-1.0, 1.0], size=self.m1)
         a = np.asarray(a, dtype=float)
         if a.shape != (self.m1,) or not np.all(np.isin(a, (-1.0, 1.0))):
             raise ArgumentError(f"a must be a ±1 vector of shape ({self.m1},)")
@@ -342,7 +345,7 @@ class CooccurrenceTransformer(Model):
         ndarray, shape (layout.size,)
         """
         sigma0, sigma1 = self.init_scales(preset, s0_mult, s1_mult)
-        gen = np.random.default_rng(rng)
+        gen = generator(rng)
         shape = (self.m, self.d)
         if preset == "kaiming_uniform":
             def draw(std: float, size: tuple[int, ...]) -> np.ndarray:
@@ -393,10 +396,30 @@ class CooccurrenceTransformer(Model):
             raise ArgumentError(f"data.types must have shape ({n},), got {data.types.shape}")
         if not np.all(np.isfinite(X)):
             raise ArgumentError("data.X must be finite")
-        if data.tokens is not None and (
-            data.tokens.shape != (n, L) or data.tokens.min() < 0 or data.tokens.max() >= self.d
-        ):
-            raise ArgumentError(f"data.tokens must be ints in [0, {self.d}) of shape ({n}, {L})")
+        embedding = np.asarray(data.embedding)
+        if embedding.shape != (self.d, self.d) or not np.all(np.isfinite(embedding)):
+            raise ArgumentError(
+                f"data.embedding must be a finite ({self.d}, {self.d}) array, got shape "
+                f"{embedding.shape}"
+            )
+        if data.tokens is not None:
+            tokens = np.asarray(data.tokens)
+            if (tokens.shape != (n, L) or tokens.dtype.kind not in "iu" or tokens.min() < 0
+                    or tokens.max() >= self.d):
+                raise ArgumentError(
+                    f"data.tokens must be ints in [0, {self.d}) of shape ({n}, {L})"
+                )
+            # the token path reads the tokens, the dense path X: they must be the same data
+            scale = max(1.0, float(np.abs(embedding).max()))
+            mismatch = np.argwhere(np.any(np.abs(X - embedding[tokens]) > 1e-12 * scale, axis=2))
+            if mismatch.size:
+                i, h = (int(k) for k in mismatch[0])
+                raise ArgumentError(
+                    f"data.tokens disagree with data.X at {len(mismatch)} of {n * L} token "
+                    "positions (first: "
+                    f"sample {i}, position {h}: token {int(tokens[i, h])}, whose embedding is "
+                    "not X[i, h]); X must be data.embedding[data.tokens]"
+                )
         if self.path == "tokens" and not data.is_one_hot:
             raise ArgumentError("path='tokens' needs one-hot data (tokens with identity embedding)")
 

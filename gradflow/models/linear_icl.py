@@ -22,6 +22,7 @@ import numpy as np
 from gradflow.errors import ArgumentError
 from gradflow.layout import Layout
 from gradflow.model import Model, Observable
+from gradflow.models._validate import generator, integer
 
 __all__ = [
     "LinearICLFull",
@@ -72,13 +73,12 @@ def make_dataset(d: int, N: int, Lambda: Any = "random", rng: Any = None) -> Lin
         ``"random"``: Q diag(U[0.5, 2]) Qᵀ with a random rotation Q (not diagonal).
     rng : int or numpy.random.Generator
     """
-    if int(d) != d or d < 1 or int(N) != N or N < 1:
-        raise ArgumentError(f"d and N must be positive integers, got d={d!r}, N={N!r}")
+    d, N = integer(d, "d"), integer(N, "N")
     if isinstance(Lambda, str):
         if Lambda == "identity":
             Lam = np.eye(d)
         elif Lambda == "random":
-            gen = np.random.default_rng(rng)
+            gen = generator(rng)
             q, _ = np.linalg.qr(gen.standard_normal((d, d)))
             Lam = (q * gen.uniform(0.5, 2.0, d)) @ q.T
         else:
@@ -103,9 +103,7 @@ class LinearICLReduced(Model):
     """
 
     def __init__(self, d: int):
-        if int(d) != d or d < 1:
-            raise ArgumentError(f"d must be a positive integer, got {d!r}")
-        self.d = int(d)
+        self.d = integer(d, "d")
         self._layout = Layout({"U": (self.d, self.d), "u": ()})
 
     def __repr__(self) -> str:
@@ -137,7 +135,7 @@ class LinearICLReduced(Model):
                 f"sigma must lie in (0, {bound:.6g}): Assumption 3.3 needs σ²‖Γ‖_op√d < 2, "
                 f"got sigma={sigma!r}"
             )
-        theta = np.random.default_rng(rng).standard_normal((self.d, self.d))
+        theta = generator(rng).standard_normal((self.d, self.d))
         P = theta @ theta.T
         return self.layout.pack({"U": sigma * P / np.linalg.norm(P), "u": np.array(sigma)})
 
@@ -205,9 +203,10 @@ class PromptSample:
 def sample_prompts(task: LinearICLTask, B: int, rng: Any = None) -> PromptSample:
     """B prompts antithetic in w: the second half repeats the first with −w, which makes the
     empirical gradient of the off-manifold entries exactly zero on the manifold (spec §(d)5)."""
-    if int(B) != B or B < 2 or B % 2:
+    B = integer(B, "B", minimum=2, why=" and even (antithetic pairs)")
+    if B % 2:
         raise ArgumentError(f"B must be an even integer >= 2 (antithetic pairs), got {B!r}")
-    gen = np.random.default_rng(rng)
+    gen = generator(rng)
     root = np.linalg.cholesky(task.Lambda)
     half = B // 2
     X = gen.standard_normal((half, task.N, task.d)) @ root.T
@@ -223,9 +222,7 @@ class LinearICLFull(Model):
     the sample mean of ½(ŷ − y_q)²."""
 
     def __init__(self, d: int, N: int):
-        if int(d) != d or d < 1 or int(N) != N or N < 1:
-            raise ArgumentError(f"d and N must be positive integers, got d={d!r}, N={N!r}")
-        self.d, self.N = int(d), int(N)
+        self.d, self.N = integer(d, "d"), integer(N, "N")
         self._layout = Layout({"W_PV": (self.d + 1, self.d + 1), "W_KQ": (self.d + 1, self.d + 1)})
 
     @property

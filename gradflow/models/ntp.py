@@ -29,6 +29,7 @@ from gradflow.errors import ArgumentError
 from gradflow.model import Observable
 from gradflow.models._last_token import LastTokenModel, padding_mask
 from gradflow.models._token_index import TokenIndex, softmax_positions
+from gradflow.models._validate import generator, integer_array
 from gradflow.numerics import cross_entropy, log_softmax, logsumexp
 
 __all__ = [
@@ -217,7 +218,7 @@ def make_dataset(
         Naming the sentence (index and tokens) that breaks R1 (cyclic order per query), R2 (no
         unique optimal token), or R4 (another token shares the optimal token's collocate).
     """
-    n_map = np.asarray(collocation, dtype=int)
+    n_map = integer_array(collocation, "collocation")
     K = n_map.size
     if n_map.ndim != 1 or K == 0 or np.any((n_map < -1) | (n_map >= K)):
         raise ArgumentError(f"collocation must be K ints in [-1, K), got {list(n_map)}")
@@ -231,8 +232,14 @@ def make_dataset(
         raise ArgumentError(f"sentence {int(np.argmin(lengths))} is empty")
     tokens = np.zeros((len(sentences), lengths.max()), dtype=int)
     optimal = np.empty(len(sentences), dtype=int)
-    for i, (sentence, label) in enumerate(zip(sentences, y, strict=True)):
-        sentence = [int(t) for t in sentence]
+    labels = integer_array(y, "y (the next tokens)")
+    if labels.ndim != 1:
+        raise ArgumentError(f"y must be one next token per sentence, got shape {labels.shape}")
+    for i, (sentence, label) in enumerate(zip(sentences, labels.tolist(), strict=True)):
+        ids = integer_array(sentence, f"sentence {i}")
+        if ids.ndim != 1:
+            raise ArgumentError(f"sentence {i} must be a sequence of token ids, got {sentence!r}")
+        sentence = ids.tolist()
         shown = "".join(names[t] for t in sentence) if names else str(sentence)
         if min(sentence) < 0 or max(sentence) >= K or not 0 <= label < K:
             raise ArgumentError(f"sentence {i} ({shown}) has a token or label outside [0, {K})")
@@ -244,7 +251,7 @@ def make_dataset(
                 f"collocate is the next token, found {sorted(candidates)}"
             )
         optimal[i] = candidates.pop()
-    data_tokens = NTPData(tokens=tokens, lengths=lengths, y=np.asarray(y, dtype=int),
+    data_tokens = NTPData(tokens=tokens, lengths=lengths, y=labels,
                           optimal=optimal, collocation=n_map,
                           embedding=_resolve_embedding(embedding, K),
                           stage1_tokens=np.zeros(0, dtype=int), names=names)
@@ -265,7 +272,7 @@ def make_dataset(
         else:
             raise ArgumentError(f"stage1 must be 'optimal', 'all' or a token list, got {stage1!r}")
     else:
-        s1 = np.unique(np.asarray(stage1, dtype=int))
+        s1 = np.unique(integer_array(stage1, "stage1"))
         if s1.size == 0 or np.any(n_map[s1] < 0):
             raise ArgumentError("stage1 tokens must be a non-empty set of tokens with a collocate")
     return NTPData(tokens=tokens, lengths=lengths, y=data_tokens.y, optimal=optimal,
@@ -321,7 +328,7 @@ def random_instance(
     lengths : (int, int)
         Inclusive range of sentence lengths (≥ 2: a context token and the query).
     """
-    gen = np.random.default_rng(rng)
+    gen = generator(rng)
     lo, hi = lengths
     if not (2 <= lo <= hi < K) or not 1 <= n_queries <= K or n_sentences < 1:
         raise ArgumentError(

@@ -28,6 +28,7 @@ from gradflow.events import Event
 from gradflow.model import Observable
 from gradflow.models._last_token import LastTokenModel, padding_mask
 from gradflow.models._token_index import TokenIndex, softmax_positions
+from gradflow.models._validate import integer
 from gradflow.numerics import logistic_loss
 
 __all__ = [
@@ -201,16 +202,14 @@ def _by_length(lengths: Sequence[int], label) -> tuple[list, list, list]:
 def even_pairs(L_max: int = 6, *, embedding: Any = None) -> RegularData:
     """Every string of lengths 1..L_max, labelled +1 iff x_1 = x_L (≡ an even number of ab/ba
     pairs), weighted 1/2^L per length (spec §1)."""
-    if int(L_max) != L_max or L_max < 1:
-        raise ArgumentError(f"L_max must be a positive integer, got {L_max!r}")
+    L_max = integer(L_max, "L_max")
     strings, y, w = _by_length(range(1, L_max + 1), lambda s: 1 if s[0] == s[-1] else -1)
     return make_dataset(strings, y, w, embedding=embedding)
 
 
 def parity(L_max: int = 6, *, embedding: Any = None) -> RegularData:
     """Every string of lengths 1..L_max, labelled +1 iff the number of b's is even."""
-    if int(L_max) != L_max or L_max < 1:
-        raise ArgumentError(f"L_max must be a positive integer, got {L_max!r}")
+    L_max = integer(L_max, "L_max")
     strings, y, w = _by_length(range(1, L_max + 1), lambda s: 1 if sum(s) % 2 == 0 else -1)
     return make_dataset(strings, y, w, embedding=embedding)
 
@@ -241,8 +240,7 @@ def parity_cot(
     embedding : ndarray, optional
         (d, 2·max_position) with max_position = 2·L0 − 2 (format B) or L0 (format A).
     """
-    if int(L0) != L0 or L0 < 2:
-        raise ArgumentError(f"L0 must be an integer >= 2, got {L0!r}")
+    L0 = integer(L0, "L0", minimum=2)
     if cot_format not in ("A", "B"):
         raise ArgumentError(f"cot_format must be 'A' or 'B', got {cot_format!r}")
     reg = list(range(1, L0 + 1)) if regularizer_lengths is None else list(regularizer_lengths)

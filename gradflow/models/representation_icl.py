@@ -23,6 +23,7 @@ import numpy as np
 from gradflow.errors import ArgumentError
 from gradflow.layout import Layout
 from gradflow.model import Model, Observable
+from gradflow.models._validate import generator, integer
 from gradflow.numerics import softmax
 
 __all__ = ["RepresentationTask", "RepresentationTransformer", "make_dataset", "ridge"]
@@ -87,14 +88,12 @@ class RepresentationTask:
 def make_dataset(d: int = 6, K: int = 12, N: int = 4, m: int = 5, tau: float = 0.1,
                  rng: Any = None) -> RepresentationTask:
     """Standard Gaussian tokens (normalised to unit norm) and representations (spec §(b)6)."""
-    for name, value in (("d", d), ("K", K), ("N", N), ("m", m)):
-        if int(value) != value or value < 1:
-            raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
+    d, K, N, m = integer(d, "d"), integer(K, "K"), integer(N, "N"), integer(m, "m")
     if not N < K:
         raise ArgumentError(f"N must be smaller than K (prompt tokens among K), got N={N}, K={K}")
     if not (np.isfinite(tau) and tau > 0):
         raise ArgumentError(f"tau must be positive, got {tau!r}")
-    gen = np.random.default_rng(rng)
+    gen = generator(rng)
     V = gen.standard_normal((d, K))
     return RepresentationTask(tokens=V / np.linalg.norm(V, axis=0), features=gen.standard_normal(
         (m, K)), N=int(N), tau=float(tau))
@@ -121,10 +120,7 @@ class RepresentationTransformer(Model):
     """
 
     def __init__(self, d: int, K: int, H: int):
-        for name, value in (("d", d), ("K", K), ("H", H)):
-            if int(value) != value or value < 1:
-                raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
-        self.d, self.K, self.H = int(d), int(K), int(H)
+        self.d, self.K, self.H = integer(d, "d"), integer(K, "K"), integer(H, "H")
         self._layout = Layout({"Q": (self.H, self.d, self.d), "w": (self.H, self.K)})
 
     def __repr__(self) -> str:
@@ -138,7 +134,7 @@ class RepresentationTransformer(Model):
         """``"paper"``: Q_h entries N(0, β²), w = 0."""
         if preset != "paper":
             raise ArgumentError(f"preset must be 'paper', got {preset!r}")
-        Q = beta * np.random.default_rng(rng).standard_normal((self.H, self.d, self.d))
+        Q = beta * generator(rng).standard_normal((self.H, self.d, self.d))
         return self.layout.pack({"Q": Q, "w": np.zeros((self.H, self.K))})
 
     def check_data(self, data: Any) -> None:
@@ -205,7 +201,7 @@ class RepresentationTransformer(Model):
         ``ridge_error_ood``: the mean of ‖ŷ − ŷ_ridge‖²/K over ``n_tasks`` fixed fresh task
         vectors λ ~ N(0, I) (OOD: λ ~ N(1, 4I)) with label noise, ŷ_ridge the ridge predictor
         with penalty mτ."""
-        gen = np.random.default_rng(rng)
+        gen = generator(rng)
         draws = {}
         for name, mean, std in (("ridge_error", 0.0, 1.0), ("ridge_error_ood", 1.0, 2.0)):
             lam = mean + std * gen.standard_normal((n_tasks, data.m))

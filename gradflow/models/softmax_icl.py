@@ -24,11 +24,19 @@ from gradflow.errors import ArgumentError
 from gradflow.events import Event
 from gradflow.layout import Layout
 from gradflow.model import Model, Observable
+from gradflow.models._validate import generator, integer
 
-__all__ = ["BalancedICL", "FeatureICL", "FeatureTask", "count_vectors", "make_dataset"]
+__all__ = ["BalancedICL", "FeatureICL", "FeatureTask", "count_vectors", "make_dataset",
+           "n_count_vectors"]
 
 MAX_COUNT_VECTORS = 2_000_000
 """Largest enumeration accepted (C(N+K−1, K−1) count vectors)."""
+
+
+def n_count_vectors(N: int, K: int) -> float:
+    """C(N+K−1, K−1), the number of count vectors, as a float (``inf`` when it overflows)."""
+    log_size = float(gammaln(N + K) - gammaln(K) - gammaln(N + 1))
+    return float(np.exp(log_size)) if log_size < 709.0 else float("inf")
 
 
 def count_vectors(N: int, K: int) -> np.ndarray:
@@ -109,24 +117,22 @@ def make_dataset(K: int = 4, N: int | None = None, p: Any = "balanced", *,
     include_query, mean_field : bool
         See :class:`FeatureTask`.
     """
-    if int(K) != K or K < 2:
-        raise ArgumentError(f"K must be an integer >= 2, got {K!r}")
-    N = 20 * K if N is None else N
-    if int(N) != N or N < 1:
-        raise ArgumentError(f"N must be a positive integer, got {N!r}")
+    K = integer(K, "K", minimum=2)
+    N = 20 * K if N is None else integer(N, "N")
+    if not mean_field:  # before anything of size K is allocated
+        size = n_count_vectors(N, K)
+        if size > MAX_COUNT_VECTORS:
+            raise ArgumentError(
+                f"the exact sum needs C(N+K−1, K−1) = {size:.4g} count vectors (K={K}, N={N}), "
+                f"more than {MAX_COUNT_VECTORS}; use mean_field=True or, for balanced p, "
+                "BalancedICL"
+            )
     probs = np.full(K, 1.0 / K) if isinstance(p, str) and p == "balanced" else np.asarray(
         p, dtype=float)
     if probs.shape != (K,) or np.any(probs <= 0) or not np.isclose(probs.sum(), 1.0):
         raise ArgumentError(f"p must be 'balanced' or K={K} positive probabilities summing to 1")
     task = FeatureTask(p=probs / probs.sum(), N=int(N), include_query=bool(include_query),
                        mean_field=bool(mean_field))
-    if not mean_field:
-        size = int(np.round(np.exp(gammaln(N + K) - gammaln(K) - gammaln(N + 1))))
-        if size > MAX_COUNT_VECTORS:
-            raise ArgumentError(
-                f"the exact sum needs C(N+K−1, K−1) = {size} count vectors (K={K}, N={N}), more "
-                f"than {MAX_COUNT_VECTORS}; use mean_field=True or, for balanced p, BalancedICL"
-            )
     return task
 
 
@@ -139,9 +145,7 @@ class FeatureICL(Model):
     """
 
     def __init__(self, K: int):
-        if int(K) != K or K < 2:
-            raise ArgumentError(f"K must be an integer >= 2, got {K!r}")
-        self.K = int(K)
+        self.K = integer(K, "K", minimum=2)
         self._layout = Layout({"S": (self.K, self.K)})
 
     def __repr__(self) -> str:
@@ -156,7 +160,7 @@ class FeatureICL(Model):
         if preset == "zero":
             return self.layout.zeros()
         if preset == "normal":
-            return scale * np.random.default_rng(rng).standard_normal(self.layout.size)
+            return scale * generator(rng).standard_normal(self.layout.size)
         raise ArgumentError(f"preset must be 'zero' or 'normal', got {preset!r}")
 
     def check_data(self, data: Any) -> None:
@@ -273,10 +277,8 @@ class BalancedICL(Model):
     """
 
     def __init__(self, K: int, N: int | None = None):
-        if int(K) != K or K < 2:
-            raise ArgumentError(f"K must be an integer >= 2, got {K!r}")
-        self.K = int(K)
-        self.N = 20 * self.K if N is None else int(N)
+        self.K = integer(K, "K", minimum=2)
+        self.N = 20 * self.K if N is None else integer(N, "N")
         self._layout = Layout({"A": ()})
         j = np.arange(self.N + 1)
         q = 1.0 / self.K
