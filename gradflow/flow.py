@@ -971,6 +971,8 @@ def simulate(
             "method (RK45, DOP853) or pass solver_options with 'jac', 'jac_sparsity' or "
             "LSODA's 'lband'/'uband'"
         )
+    if not isinstance(store_theta, bool | np.bool_):
+        raise ArgumentError(f"store_theta must be True or False, got {store_theta!r}")
     grid = _check_grid(record_at, t_start, t_end)
     observables = dict(observables or {})
     for name, fn in observables.items():

@@ -295,6 +295,7 @@ def test_observable_raising_mid_run_keeps_the_rows_recorded():
     ({"rtol": "1e-6"}, "rtol"),
     ({"t_end": "abc"}, "t_end"),
     ({"t_end": None}, "t_end"),
+    ({"store_theta": "no"}, "store_theta"),
 ])
 def test_bad_budget_and_tolerance_arguments(kwargs, match):
     args = {"t_end": 1.0, **kwargs}
