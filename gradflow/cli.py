@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gradflow import experiments
+from gradflow import experiments, folders
 from gradflow.errors import GradflowError, NonFiniteError, ObservableError, SolverError
 from gradflow.experiments.base import load_config_file, parse_assignments
+from gradflow.folders import FolderBusyError
 from gradflow.gradcheck import check_gradient
 
 __all__ = ["main"]
@@ -23,16 +25,32 @@ def _config(args: argparse.Namespace) -> dict:
     return experiment.config(overrides)
 
 
-RUN_FILE = "run.json"
-"""Written into a run folder before integrating: what ``gradflow resume`` re-runs."""
+RUN_FILE = folders.RUN_FILE
+"""A run folder's identity, written into an empty folder before integrating: what
+``gradflow resume`` re-runs (:func:`gradflow.folders.claim_run`)."""
 PARTIAL_FILE = "partial.npz"
 """Where a run that ended early keeps what it had computed (``gradflow.Trajectory.load``)."""
 
 
+def _folder_command(command: Callable[[argparse.Namespace], int]):
+    """For the commands that write run folders: a folder in use by another process is an error
+    of the environment (exit 1, not the exit 2 of bad input)."""
+
+    @functools.wraps(command)
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except FolderBusyError as exc:
+            print(f"gradflow: error: {exc}", file=sys.stderr)
+            return 1
+
+    return wrapped
+
+
 def _execute(name: str, config: dict, out: Path, progress: bool) -> int:
+    """Run (or resume) ``name`` into ``out``, whose lock the caller holds and which it has
+    claimed for this run (so ``run.json`` already names it)."""
     experiment = experiments.get(name)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RUN_FILE).write_text(json.dumps({"experiment": name, "config": config}, indent=2))
     try:
         summary = experiment.run(config, out, progress)
     except (SolverError, NonFiniteError, ObservableError) as exc:
@@ -49,6 +67,7 @@ def _execute(name: str, config: dict, out: Path, progress: bool) -> int:
     return 0
 
 
+@_folder_command
 def _run(args: argparse.Namespace) -> int:
     experiment = experiments.get(args.name)
     overrides = load_config_file(args.config) if args.config else {}
@@ -58,20 +77,28 @@ def _run(args: argparse.Namespace) -> int:
             raise GradflowError(f"experiment {args.name!r} has no checkpointed runs (it is fast)")
         overrides["checkpoint"] = True
     config = experiment.config(overrides)
-    return _execute(args.name, config, Path(args.out or Path("runs") / args.name),
-                    not args.no_progress)
+    out = folders.make_folder(args.out or Path("runs") / args.name, "--out")
+    with folders.locked(out):
+        folders.claim_run(out, args.name, config, force=args.force)
+        return _execute(args.name, config, out, not args.no_progress)
 
 
+@_folder_command
 def _resume(args: argparse.Namespace) -> int:
     out = Path(args.dir)
-    try:
-        saved = json.loads((out / RUN_FILE).read_text())
-        name, config = saved["experiment"], saved["config"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise GradflowError(f"{out} has no readable {RUN_FILE}: not a gradflow run folder "
-                            f"({exc})") from None
-    config = experiments.get(name).config(config)  # validated again
-    return _execute(name, config, out, not args.no_progress)
+    if not (out / RUN_FILE).is_file():
+        raise GradflowError(f"{out} has no {RUN_FILE}: not a gradflow run folder")
+    with folders.locked(out):
+        try:
+            saved = folders.read_json(out / RUN_FILE)
+            name, config = saved["experiment"], saved["config"]
+            if not (isinstance(name, str) and isinstance(config, dict)):
+                raise ValueError("'experiment' must be a name and 'config' a table")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise GradflowError(f"{out} has no readable {RUN_FILE}: not a gradflow run folder "
+                                f"({exc})") from None
+        config = experiments.get(name).config(config)  # validated again
+        return _execute(name, config, out, not args.no_progress)
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -157,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument("--checkpoint", action="store_true",
                      help="checkpoint into OUT/checkpoint (resume with 'gradflow resume OUT')")
+    run.add_argument("--force", action="store_true",
+                     help="if OUT holds another run (or a sweep), delete its contents first "
+                     "(never a folder in use, nor a non-empty folder that is not gradflow's)")
     run.set_defaults(func=_run)
     resume = sub.add_parser("resume", help="resume (or re-run) a run folder from its checkpoint")
     resume.add_argument("dir", help="the run's output folder")
