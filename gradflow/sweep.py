@@ -48,10 +48,11 @@ BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THR
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A validated sweep: the experiment, its task configs, and their keys."""
+    """A validated sweep: the experiment, its task configs, and the parameter seeds go to."""
 
     experiment: str
     tasks: tuple[dict[str, Any], ...]
+    seed_key: str | None = None
 
     @staticmethod
     def key(config: Mapping[str, Any]) -> str:
@@ -59,57 +60,113 @@ class SweepSpec:
         text = json.dumps(to_jsonable(dict(config)), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def keys(self) -> list[str]:
+        """The task keys, in task order."""
+        return [self.key(t) for t in self.tasks]
+
+    def identity(self) -> dict[str, Any]:
+        """What ``sweep.json`` records: the experiment, a hash of the spec (experiment and the
+        set of task keys), the seed key and the task keys."""
+        keys = self.keys()
+        spec = json.dumps({"experiment": self.experiment, "keys": sorted(keys)})
+        return {"experiment": self.experiment,
+                "spec": hashlib.sha256(spec.encode()).hexdigest()[:16],
+                "seed_key": self.seed_key, "keys": keys}
+
+
+def _read_sweep_file(source: str | Path) -> dict[str, Any]:
+    path = Path(source)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ArgumentError(f"sweep file {source} does not exist") from None
+    except IsADirectoryError:
+        raise ArgumentError(f"sweep file {source} is a folder, not a TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise ArgumentError(f"sweep file {source} is not UTF-8 text ({exc.reason} at byte "
+                            f"{exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ArgumentError(f"sweep file {source} is not valid TOML: {exc}") from None
+
 
 def load_sweep(source: str | Path | Mapping[str, Any]) -> SweepSpec:
     """Read and validate a sweep file (or an already parsed mapping).
 
     Every task config is validated by the experiment's declared parameters before anything
-    runs, so a bad key or value fails the whole sweep at once, naming it.
+    runs, so a bad key or value fails the whole sweep at once, naming the file and the key.
+    A parameter may be set in one place only: ``[fixed]``, ``[grid]`` or ``seed_key``.
     """
     from gradflow import experiments
 
     if isinstance(source, Mapping):
-        data = dict(source)
+        data, where = dict(source), "sweep"
     else:
-        try:
-            with Path(source).open("rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ArgumentError(f"sweep file {source} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ArgumentError(f"sweep file {source} is not valid TOML: {exc}") from None
+        data, where = _read_sweep_file(source), f"sweep file {source}"
     allowed = {"experiment", "seed_key", "seeds", "fixed", "grid"}
     unknown = set(data) - allowed
     if unknown:
-        raise ArgumentError(
-            f"sweep file: unknown keys {sorted(unknown)}; allowed {sorted(allowed)}"
-        )
+        raise ArgumentError(f"{where}: unknown keys {sorted(unknown)}; allowed {sorted(allowed)}")
     if "experiment" not in data:
-        raise ArgumentError("sweep file: 'experiment' is required")
+        raise ArgumentError(f"{where}: 'experiment' is required")
+    if not isinstance(data["experiment"], str):
+        raise ArgumentError(f"{where}: 'experiment' must be a string naming an experiment, got "
+                            f"{data['experiment']!r}")
     experiment = experiments.get(data["experiment"])
-    fixed = dict(data.get("fixed", {}))
-    grid = dict(data.get("grid", {}))
+    tables = {}
+    for table in ("fixed", "grid"):
+        value = data.get(table, {})
+        if not isinstance(value, Mapping):
+            raise ArgumentError(f"{where}: {table!r} must be a table ([{table}] with parameter "
+                                f"= value lines), got {value!r}")
+        tables[table] = dict(value)
+    fixed, grid = tables["fixed"], tables["grid"]
     for name, values in grid.items():
         if not isinstance(values, list) or not values:
-            raise ArgumentError(f"sweep grid {name!r}: expected a non-empty list, got {values!r}")
+            raise ArgumentError(f"{where}: grid {name!r}: expected a non-empty list, got "
+                                f"{values!r}")
     seeds = data.get("seeds", [None])
     seed_key = data.get("seed_key")
+    if seed_key is not None and not isinstance(seed_key, str):
+        raise ArgumentError(f"{where}: 'seed_key' must be a parameter name (a string), got "
+                            f"{seed_key!r}")
     if seeds != [None] and seed_key is None:
-        raise ArgumentError("sweep file: 'seeds' needs 'seed_key' (the parameter to set)")
+        raise ArgumentError(f"{where}: 'seeds' needs 'seed_key' (the parameter to set)")
     if not isinstance(seeds, list) or not seeds:
-        raise ArgumentError(f"sweep file: 'seeds' must be a non-empty list, got {seeds!r}")
-    tasks = []
+        raise ArgumentError(f"{where}: 'seeds' must be a non-empty list, got {seeds!r}")
+    both = sorted(set(fixed) & set(grid))
+    if both:
+        raise ArgumentError(f"{where}: {both} set both in [fixed] and in [grid]; the grid would "
+                            "override the fixed value: keep one")
+    if seed_key is not None and seeds != [None]:
+        for table, values in (("grid", grid), ("fixed", fixed)):
+            if seed_key in values:
+                raise ArgumentError(
+                    f"{where}: seed_key {seed_key!r} is also a [{table}] key; the seeds would "
+                    f"override its {table} value {values[seed_key]!r}: set it in one place")
     names = list(grid)
-    for values in itertools.product(*(grid[n] for n in names)):
-        for seed in seeds:
-            overrides = {**fixed, **dict(zip(names, values, strict=True))}
-            if seed is not None:
-                overrides[seed_key] = seed
-            tasks.append(experiment.config(overrides))
-    keys = [SweepSpec.key(t) for t in tasks]
-    if len(set(keys)) != len(keys):
-        raise ArgumentError("sweep file: two tasks have the same configuration")
-    return SweepSpec(experiment=experiment.name, tasks=tuple(tasks))
+    tasks, origins = [], []
+    try:
+        for values in itertools.product(*(grid[n] for n in names)):
+            for seed in seeds:
+                overrides = {**fixed, **dict(zip(names, values, strict=True))}
+                if seed is not None:
+                    overrides[seed_key] = seed
+                tasks.append(experiment.config(overrides))
+                origins.append(dict(zip(names, values, strict=True))
+                               | ({seed_key: seed} if seed is not None else {}))
+    except ArgumentError as exc:
+        raise ArgumentError(f"{where}: {exc}") from None
+    first: dict[str, int] = {}
+    for i, key in enumerate(SweepSpec.key(t) for t in tasks):
+        if key in first:
+            raise ArgumentError(
+                f"{where}: two tasks have the same configuration ({origins[first[key]]} and "
+                f"{origins[i]}): duplicate grid values or seeds, or values equal after "
+                "conversion")
+        first[key] = i
+    return SweepSpec(experiment=experiment.name, tasks=tuple(tasks),
+                     seed_key=seed_key if seeds != [None] else None)
 
 
 def run_task(experiment_name: str, config: dict[str, Any], out: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
 from gradflow import ArgumentError, GradflowError, NonFiniteError, Trajectory, simulate
+from gradflow.cli import main
 from gradflow.experiments import REGISTRY
 from gradflow.sweep import load_results, load_sweep, run_sweep
 from gradflow.sweep_plot import aggregate
@@ -204,3 +205,50 @@ def test_bad_sweep_files(tmp_path):
         load_sweep(bad)
     with pytest.raises(ArgumentError, match="does not exist"):
         load_sweep(Path(tmp_path / "missing.toml"))
+
+
+# ------------------------------------------------ reliability review: sweeps (B2–B3, B14–B25)
+
+def sweep_file(tmp_path, text, name="sweep.toml"):
+    path = tmp_path / name
+    path.write_text('experiment = "cooccurrence"\n' + text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("sweep", "match"),
+    [
+        ({"fixed": 3}, "'fixed' must be a table"),
+        ({"fixed": "abc"}, "'fixed' must be a table"),
+        ({"grid": [1, 2]}, "'grid' must be a table"),
+        ({"experiment": ["cooccurrence"]}, "'experiment' must be a string"),
+        ({"seed_key": ["a"], "seeds": [1]}, "'seed_key' must be a parameter name"),
+        ({"fixed": {"m": 4}, "grid": {"m": [8]}}, r"\['m'\] set both in \[fixed\] and in"),
+        ({"seed_key": "init_seed", "seeds": [0, 1], "fixed": {"init_seed": 7}},
+         r"seed_key 'init_seed' is also a \[fixed\] key; the seeds would override its fixed "
+         "value 7"),
+        ({"seed_key": "init_seed", "seeds": [0, 1], "grid": {"init_seed": [0, 1]}},
+         r"seed_key 'init_seed' is also a \[grid\] key"),
+        ({"grid": {"m": [4, 4.0]}}, r"same configuration \(\{'m': 4\} and \{'m': 4.0\}\)"),
+    ],
+)
+def test_wrong_typed_or_colliding_sweep_tables(sweep, match):
+    """B18, B19, W10: named errors, not tracebacks or silently overridden values."""
+    with pytest.raises(ArgumentError, match=match):
+        load_sweep({"experiment": "cooccurrence", **sweep})
+
+
+def test_bad_sweep_files_at_the_cli(tmp_path, capsys):
+    """B19 (files that are not UTF-8, a folder, `fixed = 3`): `gradflow: error:` naming the
+    file and key, exit 2, before anything is written."""
+    bad = tmp_path / "b.toml"
+    bad.write_bytes(b"\xff\xfe garbage")
+    fixed = sweep_file(tmp_path, "fixed = 3\n", "f.toml")
+    out = tmp_path / "never"
+    for args, match in (([str(bad)], f"sweep file {bad} is not UTF-8"),
+                        ([str(tmp_path)], f"sweep file {tmp_path} is a folder"),
+                        ([str(fixed)], f"sweep file {fixed}: 'fixed' must be a table")):
+        assert main(["sweep", *args, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("gradflow: error:") and match in err, err
+    assert not out.exists()
