@@ -6,6 +6,7 @@ import argparse
 import functools
 import json
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from gradflow.errors import GradflowError, NonFiniteError, ObservableError, Solv
 from gradflow.experiments.base import load_config_file, parse_assignments
 from gradflow.folders import FolderBusyError
 from gradflow.gradcheck import check_gradient
+from gradflow.sweep import SweepWarning
 
 __all__ = ["main"]
 
@@ -33,16 +35,28 @@ PARTIAL_FILE = "partial.npz"
 
 
 def _folder_command(command: Callable[[argparse.Namespace], int]):
-    """For the commands that write run folders: a folder in use by another process is an error
-    of the environment (exit 1, not the exit 2 of bad input)."""
+    """For the commands that write run and sweep folders: a folder in use by another process is
+    an error of the environment (exit 1, not the exit 2 of bad input), and a sweep's warnings
+    are printed as ``gradflow: warning:`` lines."""
 
     @functools.wraps(command)
     def wrapped(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except FolderBusyError as exc:
-            print(f"gradflow: error: {exc}", file=sys.stderr)
-            return 1
+        default_show = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, SweepWarning):
+                print(f"gradflow: warning: {message}", file=sys.stderr)
+            else:
+                default_show(message, category, filename, lineno, file, line)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", SweepWarning)
+            warnings.showwarning = show
+            try:
+                return command(args)
+            except FolderBusyError as exc:
+                print(f"gradflow: error: {exc}", file=sys.stderr)
+                return 1
 
     return wrapped
 
@@ -101,6 +115,7 @@ def _resume(args: argparse.Namespace) -> int:
         return _execute(name, config, out, not args.no_progress)
 
 
+@_folder_command
 def _sweep(args: argparse.Namespace) -> int:
     from gradflow.sweep import load_sweep, run_sweep
 
@@ -114,13 +129,14 @@ def _sweep(args: argparse.Namespace) -> int:
                                 "'gradflow[dask]'") from None
         executor = Client(args.scheduler).get_executor()
     records = run_sweep(spec, args.out, executor=executor, workers=args.workers,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, force=args.force)
     failed = [r for r in records if r.get("status") != "ok"]
     print(f"{len(records) - len(failed)}/{len(spec.tasks)} tasks finished; results in "
           f"{Path(args.out) / 'results.jsonl'}" + (f"; {len(failed)} failed" if failed else ""))
     return 1 if failed else 0
 
 
+@_folder_command
 def _sweep_plot(args: argparse.Namespace) -> int:
     from gradflow.sweep_plot import sweep_plot
 
@@ -199,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--workers", type=int, help="local processes (default: all CPUs)")
     where.add_argument("--scheduler", help="a dask.distributed scheduler address")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sweep.add_argument("--force", action="store_true",
+                       help="start clean: delete what OUT holds (another sweep's, or this "
+                       "one's, results and task folders) first")
     sweep.set_defaults(func=_sweep)
     splot = sub.add_parser("sweep-plot", help="aggregate figure of a sweep folder")
     splot.add_argument("dir", help="the sweep folder")

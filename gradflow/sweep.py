@@ -18,6 +18,10 @@ to ``OUT/results.jsonl``: ``{"key", "config", "seed", "status", "summary", "path
 Re-running the same sweep skips every task whose key already has an ``ok`` line (failed tasks
 are tried again); lines are written by the parent process only, one ``write`` each, and a torn
 last line of a killed sweep is dropped when the file is read back.
+
+The sweep folder has one owner (:mod:`gradflow.folders`): ``sweep.json`` names the sweep (its
+experiment and task keys) and the process running it holds the folder's lock; every task holds
+its task folder's lock while it runs.
 """
 
 from __future__ import annotations
@@ -28,22 +32,30 @@ import itertools
 import json
 import multiprocessing
 import os
+import socket
+import time
 import tomllib
 import traceback
-from collections.abc import Iterator, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gradflow.errors import ArgumentError, GradflowError
+from gradflow import folders
+from gradflow.errors import ArgumentError
 from gradflow.trajectory import to_jsonable
 
-__all__ = ["SweepSpec", "load_results", "load_sweep", "run_sweep", "run_task"]
+__all__ = ["SweepSpec", "SweepWarning", "load_results", "load_sweep", "run_sweep", "run_task"]
 
 RESULTS = "results.jsonl"
 BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                          "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+class SweepWarning(UserWarning):
+    """Something a sweep skipped or retried (a damaged results line, a worker that died)."""
 
 
 @dataclass(frozen=True)
@@ -169,27 +181,42 @@ def load_sweep(source: str | Path | Mapping[str, Any]) -> SweepSpec:
                      seed_key=seed_key if seeds != [None] else None)
 
 
-def run_task(experiment_name: str, config: dict[str, Any], out: str) -> dict[str, Any]:
-    """Run one task (in a worker): the experiment into ``out``; return a result record.
+def _attempt_line() -> str:
+    return f"{os.getpid()} {socket.gethostname()} {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n"
 
-    Never raises: an error becomes ``status: "error"`` with its message and traceback.
+
+def run_task(experiment_name: str, config: dict[str, Any], out: str) -> dict[str, Any]:
+    """Run one task (in a worker): the experiment into ``out/tasks/<key>``, holding that
+    folder's lock; return a result record.
+
+    Never raises: an error becomes ``status: "error"`` with its message and traceback (a task
+    folder still locked by a live process, e.g. a task of a killed sweep still running on a
+    dask worker, is such an error: the next run of the sweep tries again).
     """
     from gradflow import experiments
 
     key = SweepSpec.key(config)
     folder = Path(out) / "tasks" / key
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "runs.log").open("a") as log:  # one line per attempt
-        log.write(f"{os.getpid()}\n")
     record: dict[str, Any] = {"key": key, "config": to_jsonable(config), "path": str(folder)}
     try:
-        summary = experiments.get(experiment_name).run(config, folder, False)
+        folder.mkdir(parents=True, exist_ok=True)
+        with folders.locked(folder):
+            with (folder / "runs.log").open("a") as log:  # one line per attempt
+                log.write(_attempt_line())
+            summary = experiments.get(experiment_name).run(config, folder, False)
         record.update(status="ok", summary=_scalars(summary), error=None)
     except Exception as exc:  # recorded, so the sweep goes on
         record.update(status="error", summary=None,
                       error=f"{type(exc).__name__}: {exc}",
                       traceback=traceback.format_exc(limit=5))
     return record
+
+
+def _failed(key: str, config: Mapping[str, Any], out: Path, error: str) -> dict[str, Any]:
+    """The record of a task that never returned one."""
+    return {"key": key, "config": to_jsonable(dict(config)),
+            "path": str(out / "tasks" / key), "status": "error", "summary": None,
+            "error": error}
 
 
 def _scalars(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -208,28 +235,72 @@ def _scalars(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _record_problem(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return f"not a JSON object ({type(record).__name__})"
+    if not isinstance(record.get("key"), str):
+        return "no task key"
+    if record.get("status") not in ("ok", "error"):
+        return f"status {record.get('status')!r} is neither 'ok' nor 'error'"
+    if record["status"] == "ok" and not (isinstance(record.get("config"), dict)
+                                         and isinstance(record.get("summary"), dict)):
+        return "an ok line without a config or summary table"
+    return None
+
+
 def load_results(out: str | Path) -> list[dict[str, Any]]:
-    """The records of ``OUT/results.jsonl`` (a torn last line is skipped)."""
+    """The records of ``OUT/results.jsonl``, in file order.
+
+    A torn last line (a write interrupted by a kill) is dropped silently; any other line that
+    is not a result record (not UTF-8, not JSON, not an object, no key, …) is skipped with a
+    :class:`SweepWarning` naming its line number: its task counts as unfinished.
+    """
     path = Path(out) / RESULTS
     if not path.exists():
         return []
-    records = []
-    for line in path.read_text().splitlines():
+    lines = path.read_bytes().split(b"\n")
+    records, skipped = [], []
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(raw.decode())
+        except UnicodeDecodeError:
+            problem = "not UTF-8"
         except json.JSONDecodeError:
-            continue  # torn line of an interrupted write
+            if number == len(lines):  # no newline after it: a write cut short by a kill
+                continue
+            problem = "not JSON"
+        else:
+            problem = _record_problem(record)
+        if problem is None:
+            records.append(record)
+        else:
+            skipped.append(f"line {number}: {problem}")
+    if skipped:
+        warnings.warn(f"{path}: skipped {len(skipped)} line(s) that are not result records "
+                      f"({'; '.join(skipped[:3])}{'; …' if len(skipped) > 3 else ''}); their "
+                      "tasks count as unfinished", SweepWarning, stacklevel=2)
     return records
 
 
+def finished(out: str | Path) -> dict[str, dict[str, Any]]:
+    """The last ``ok`` record of every task key in ``OUT/results.jsonl``."""
+    return {r["key"]: r for r in load_results(out) if r["status"] == "ok"}
+
+
 def _compact(out: Path) -> dict[str, dict[str, Any]]:
-    """Rewrite results.jsonl with one valid line per finished task; return the ok records."""
-    records = load_results(out)
-    done = {r["key"]: r for r in records if r.get("status") == "ok"}
+    """Rewrite results.jsonl with one valid line per finished task (only under the sweep
+    folder's lock, so no other process has it open for writing); return the ok records."""
+    done = finished(out)
     path = out / RESULTS
-    if path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
+    text = "".join(json.dumps(r) + "\n" for r in done.values())
+    if path.exists() and path.read_bytes() != text.encode():
+        tmp = path.with_name(f".{RESULTS}.tmp")
+        with tmp.open("w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
         tmp.replace(path)
     return done
 
@@ -249,6 +320,34 @@ def _one_blas_thread() -> Iterator[None]:
                 os.environ[k] = v
 
 
+@contextlib.contextmanager
+def _pool(size: int | None) -> Iterator[ProcessPoolExecutor]:
+    pool = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _run_local(pending: dict[str, dict[str, Any]], experiment: str, out: Path,
+               workers: int | None) -> Iterator[dict[str, Any]]:
+    """Records of the pending tasks from a local pool of spawned processes."""
+    with _pool(workers) as pool:
+        futures = [pool.submit(run_task, experiment, task, str(out)) for task in pending.values()]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def _run_remote(pending: dict[str, dict[str, Any]], experiment: str, out: Path,
+                executor: Executor) -> Iterator[dict[str, Any]]:
+    """Records of the pending tasks from any executor."""
+    futures = [executor.submit(run_task, experiment, task, str(out)) for task in pending.values()]
+    for future in as_completed(futures):
+        yield future.result()
+
+
 def run_sweep(
     spec: SweepSpec,
     out: str | Path,
@@ -256,57 +355,58 @@ def run_sweep(
     executor: Executor | None = None,
     workers: int | None = None,
     progress: bool = False,
+    force: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run every unfinished task of ``spec`` and return all records (finished before + now).
+    """Run every unfinished task of ``spec``; return the record of each task that has one
+    (finished before or now), in task order.
 
     Parameters
     ----------
     spec : SweepSpec
     out : path
-        The sweep folder (``results.jsonl``, ``tasks/``, ``sweep.json``).
+        The sweep folder (``results.jsonl``, ``tasks/``, ``sweep.json``). It must be new or
+        empty, or hold this same sweep (which then resumes); a folder holding another sweep or
+        a run is refused with :class:`~gradflow.folders.FolderOwnedError` unless ``force``.
+        While the sweep runs, this process holds the folder's lock; another process on it gets
+        :class:`~gradflow.folders.FolderBusyError`.
     executor : concurrent.futures.Executor, optional
         Any executor (e.g. ``dask.distributed.Client(address).get_executor()``); only
         ``submit`` is used. Default: a local pool of ``workers`` freshly spawned processes
         with BLAS pinned to one thread each (the variables are set before the workers import
         NumPy).
     workers : int, optional
-        Size of the default pool (default: the number of CPUs).
+        Size of the default pool (default: the number of CPUs); at least 1.
     progress : bool
         Show a progress bar over tasks.
+    force : bool
+        Delete what the folder holds (results, task folders) and start the sweep clean.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = out / "sweep.json"
-    description = {"experiment": spec.experiment, "keys": [SweepSpec.key(t) for t in spec.tasks]}
-    if manifest.exists():
-        saved = json.loads(manifest.read_text())
-        if saved.get("experiment") != spec.experiment:
-            raise GradflowError(
-                f"{out} holds a sweep of {saved.get('experiment')!r}, not {spec.experiment!r}"
-            )
-    manifest.write_text(json.dumps(description, indent=2))
-    done = _compact(out)
-    pending = [t for t in spec.tasks if SweepSpec.key(t) not in done]
-    records = list(done.values())
-    if not pending:
-        return records
-    from tqdm.auto import tqdm
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise ArgumentError(f"workers must be a positive integer, got {workers!r}")
+    out = folders.make_folder(out, "sweep folder")
+    keys = spec.keys()
+    with folders.locked(out):
+        folders.claim_sweep(out, spec.identity(), force=force)
+        done = _compact(out)
+        records = {k: done[k] for k in keys if k in done}
+        pending = {k: t for k, t in zip(keys, spec.tasks, strict=True) if k not in done}
+        if pending:
+            from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(spec.tasks), initial=len(done), unit="task", disable=not progress)
-    own = executor is None
-    with contextlib.ExitStack() as stack:
-        if own:
-            stack.enter_context(_one_blas_thread())
-            executor = stack.enter_context(ProcessPoolExecutor(
-                max_workers=workers, mp_context=multiprocessing.get_context("spawn")))
-        futures = [executor.submit(run_task, spec.experiment, task, str(out)) for task in pending]
-        with (out / RESULTS).open("a") as results:
-            for future in as_completed(futures):
-                record = future.result()
-                results.write(json.dumps(record) + "\n")
-                results.flush()
-                os.fsync(results.fileno())
-                records.append(record)
-                bar.update(1)
-    bar.close()
-    return records
+            with (tqdm(total=len(keys), initial=len(records), unit="task",
+                       disable=not progress) as bar, (out / RESULTS).open("a") as results):
+                with contextlib.ExitStack() as stack:
+                    if executor is None:
+                        stack.enter_context(_one_blas_thread())
+                        source: Iterable[dict[str, Any]] = _run_local(
+                            pending, spec.experiment, out, workers)
+                    else:
+                        source = _run_remote(pending, spec.experiment, out, executor)
+                    for record in source:
+                        results.write(json.dumps(record) + "\n")
+                        results.flush()
+                        os.fsync(results.fileno())
+                        records[record["key"]] = record
+                        bar.update(1)
+    return [records[k] for k in keys if k in records]

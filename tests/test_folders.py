@@ -55,7 +55,10 @@ def test_a_locked_folder_names_its_holder_and_a_sigkilled_holder_blocks_nothing(
             pass
     assert info.value.holder["pid"] == process.pid
     assert info.value.holder["host"] == socket.gethostname()
-    for command in (["run", "cooccurrence", "--out", str(folder), *SMALL],):
+    sweep_file = folder.parent / "s.toml"
+    sweep_file.write_text('experiment = "cooccurrence"\n[grid]\nm = [4]\n')
+    for command in (["run", "cooccurrence", "--out", str(folder), *SMALL],
+                    ["sweep", str(sweep_file), "--out", str(folder), "--workers", "1"]):
         assert main(command) == 1
         err = capsys.readouterr().err
         assert err.startswith("gradflow: error:") and f"pid {process.pid} on host" in err

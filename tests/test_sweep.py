@@ -17,7 +17,13 @@ from numpy.testing import assert_array_equal
 from gradflow import ArgumentError, GradflowError, NonFiniteError, Trajectory, simulate
 from gradflow.cli import main
 from gradflow.experiments import REGISTRY
-from gradflow.sweep import load_results, load_sweep, run_sweep
+from gradflow.folders import FolderOwnedError, write_json_atomic
+from gradflow.sweep import (
+    SweepWarning,
+    load_results,
+    load_sweep,
+    run_sweep,
+)
 from gradflow.sweep_plot import aggregate
 
 SWEEP = {
@@ -115,6 +121,11 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert not (killed / "summary.json").exists(), "the run finished before it was killed"
+    # review B4: a refused run into the interrupted run's folder leaves its run.json alone
+    saved = (killed / "run.json").read_bytes()
+    assert main([*args[3:], "--out", str(killed), "--checkpoint", "--set", "t_end=1e3"]) == 2
+    assert (killed / "run.json").read_bytes() == saved
+    # the SIGKILLed run's lock file is still there, but its lock died with it
     subprocess.run([sys.executable, "-m", "gradflow.cli", "resume", str(killed),
                     "--no-progress"], check=True, stdout=subprocess.DEVNULL)
     whole = tmp_path / "whole"
@@ -209,10 +220,89 @@ def test_bad_sweep_files(tmp_path):
 
 # ------------------------------------------------ reliability review: sweeps (B2–B3, B14–B25)
 
+TINY = {"experiment": "cooccurrence", "grid": {"m": [4, 8]},
+        "fixed": {"d": 16, "m1": 8, "counts": [6, 2, 2, 2], "per_decade": 2, "t_end": 0.01}}
+
+
 def sweep_file(tmp_path, text, name="sweep.toml"):
     path = tmp_path / name
     path.write_text('experiment = "cooccurrence"\n' + text)
     return path
+
+
+def test_sweep_folder_identity_damaged_files_and_force(tmp_path, capsys):
+    """B3: another sweep into a sweep folder is refused, nothing touched; B23: damaged lines
+    are skipped with a warning naming them, a damaged sweep.json is a clear error; B24: no
+    numeric phase1_end (t_end = 0.01) is a clear message; --force starts the other sweep
+    clean."""
+    out = tmp_path / "s"
+    spec = load_sweep(TINY)
+    assert [r["status"] for r in run_sweep(spec, out, workers=1)] == ["ok", "ok"]
+    with pytest.raises(ArgumentError, match="no finished task has a numeric 'phase1_end' "
+                                            r"\(values: None\)"):
+        aggregate(out, "m", "phase1_end")
+    assert main(["sweep-plot", str(out), "--x", "m", "--y", "phase1_end"]) == 2
+    assert "phase 1 did not end before t_end" in capsys.readouterr().err
+
+    other = load_sweep({**TINY, "fixed": {**TINY["fixed"], "t_end": 0.02}})
+    before = {p: (out / p).read_bytes() for p in ("sweep.json", "results.jsonl")}
+    with pytest.raises(FolderOwnedError, match=r"holds another sweep of 'cooccurrence' \(2 "
+                                               "tasks, 0 of them in this one's 2"):
+        run_sweep(other, out, workers=1)
+    assert {p: (out / p).read_bytes() for p in before} == before
+
+    with (out / "results.jsonl").open("ab") as fh:
+        fh.write(b'42\n\xff\xfe\n{"status": "ok", "config": {}, "summary": {}}\n')
+    with pytest.warns(SweepWarning, match="line 3: not a JSON object.*line 4: not UTF-8.*"
+                                          "line 5: no task key"):
+        again = run_sweep(spec, out, workers=1)
+    assert [r["status"] for r in again] == ["ok", "ok"]
+    assert len(load_results(out)) == 2  # compacted under the lock
+    for key in spec.keys():  # nothing was run again
+        assert (out / "tasks" / key / "runs.log").read_text().count("\n") == 1
+
+    for text, why in (('{"experiment": "cooc', "unreadable"), ("[1]", "not a gradflow sweep")):
+        (out / "sweep.json").write_text(text)
+        with pytest.raises(FolderOwnedError, match=f"cannot be identified: its sweep.json is "
+                                                   f"{why}"):
+            run_sweep(spec, out, workers=1)
+        assert main(["sweep-plot", str(out), "--x", "m", "--y", "final.loss"]) == 2
+        assert "sweep.json" in capsys.readouterr().err
+
+    run_sweep(other, out, workers=1, force=True)
+    assert {r["key"] for r in load_results(out)} == set(other.keys())
+    assert sorted(p.name for p in (out / "tasks").iterdir()) == sorted(other.keys())
+
+
+def write_sweep_folder(out, records, seed_key="init_seed"):
+    out.mkdir()
+    keys = [r["key"] for r in records if not r.get("foreign")]
+    write_json_atomic(out / "sweep.json", {"experiment": "cooccurrence", "seed_key": seed_key,
+                                           "keys": keys})
+    (out / "results.jsonl").write_text("".join(
+        json.dumps({"status": "ok", **{k: v for k, v in r.items() if k != "foreign"}}) + "\n"
+        for r in records))
+
+
+def test_sweep_plot_averages_seeds_only_and_only_the_sweeps_own_tasks(tmp_path):
+    """B3 (a folder mixed before folders had owners): results lines of tasks that are not in
+    sweep.json are left out; a second grid key varying inside a group is refused, not
+    averaged as if it were a seed; tasks without a number are counted and warned about."""
+    def rec(key, m, seed, y, L=5, **extra):
+        return {"key": key, "config": {"m": m, "init_seed": seed, "L": L},
+                "summary": {"y": y}, **extra}
+
+    out = tmp_path / "mixed"
+    write_sweep_folder(out, [rec("a", 4, 0, 1.0), rec("b", 4, 1, 3.0), rec("c", 8, 0, None),
+                             rec("d", 8, 1, 5.0), rec("z", 4, 2, 100.0, foreign=True)])
+    with pytest.warns(SweepWarning, match="1 of 4 tasks have no numeric 'y'.*m = 8"):
+        data = aggregate(out, "m", "y")
+    assert data["x"] == [4, 8] and data["mean"] == [2.0, 5.0] and data["n"] == [2, 1]
+    assert data["skipped"] == {8: 1}
+    two = tmp_path / "two_keys"
+    write_sweep_folder(two, [rec("a", 4, 0, 1.0, L=5), rec("b", 4, 0, 3.0, L=7)])
+    with pytest.raises(ArgumentError, match=r"tasks with m = 4 also differ in \['L'\]"):
+        aggregate(two, "m", "y")
 
 
 @pytest.mark.parametrize(
@@ -238,16 +328,19 @@ def test_wrong_typed_or_colliding_sweep_tables(sweep, match):
         load_sweep({"experiment": "cooccurrence", **sweep})
 
 
-def test_bad_sweep_files_at_the_cli(tmp_path, capsys):
-    """B19 (files that are not UTF-8, a folder, `fixed = 3`): `gradflow: error:` naming the
-    file and key, exit 2, before anything is written."""
+def test_bad_sweep_files_and_workers_at_the_cli(tmp_path, capsys):
+    """B19 (files that are not UTF-8, a folder, `fixed = 3`) and B20 (`--workers 0`/`-1`):
+    `gradflow: error:` naming the file and key, exit 2, before anything is written."""
     bad = tmp_path / "b.toml"
     bad.write_bytes(b"\xff\xfe garbage")
     fixed = sweep_file(tmp_path, "fixed = 3\n", "f.toml")
+    good = sweep_file(tmp_path, "[grid]\nm = [4]\n", "g.toml")
     out = tmp_path / "never"
     for args, match in (([str(bad)], f"sweep file {bad} is not UTF-8"),
                         ([str(tmp_path)], f"sweep file {tmp_path} is a folder"),
-                        ([str(fixed)], f"sweep file {fixed}: 'fixed' must be a table")):
+                        ([str(fixed)], f"sweep file {fixed}: 'fixed' must be a table"),
+                        ([str(good), "--workers", "0"], "workers must be a positive integer"),
+                        ([str(good), "--workers", "-1"], "workers must be a positive integer")):
         assert main(["sweep", *args, "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert err.startswith("gradflow: error:") and match in err, err
