@@ -21,7 +21,8 @@ last line of a killed sweep is dropped when the file is read back.
 
 The sweep folder has one owner (:mod:`gradflow.folders`): ``sweep.json`` names the sweep (its
 experiment and task keys) and the process running it holds the folder's lock; every task holds
-its task folder's lock while it runs.
+its task folder's lock while it runs. A local pool's workers end when the sweep process dies,
+and a worker that dies costs only its task (retried once alone, then recorded as failed).
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ import json
 import multiprocessing
 import os
 import socket
+import threading
 import time
 import tomllib
 import traceback
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,8 @@ __all__ = ["SweepSpec", "SweepWarning", "load_results", "load_sweep", "run_sweep
 RESULTS = "results.jsonl"
 BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                          "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+PARENT_POLL = 0.5
+"""Seconds between a local worker's checks that the sweep process is still alive."""
 
 
 class SweepWarning(UserWarning):
@@ -320,9 +325,22 @@ def _one_blas_thread() -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker once the sweep process ``parent`` is gone (a
+    SIGKILLed sweep would otherwise leave its workers running, then waiting, for ever)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="gradflow-exit-with-parent", daemon=True).start()
+
+
 @contextlib.contextmanager
 def _pool(size: int | None) -> Iterator[ProcessPoolExecutor]:
-    pool = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
     try:
         yield pool
     except BaseException:
@@ -331,13 +349,57 @@ def _pool(size: int | None) -> Iterator[ProcessPoolExecutor]:
     pool.shutdown(wait=True)
 
 
+def _attempts(out: Path, key: str) -> int:
+    try:
+        return (out / "tasks" / key / "runs.log").read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
 def _run_local(pending: dict[str, dict[str, Any]], experiment: str, out: Path,
                workers: int | None) -> Iterator[dict[str, Any]]:
-    """Records of the pending tasks from a local pool of spawned processes."""
-    with _pool(workers) as pool:
-        futures = [pool.submit(run_task, experiment, task, str(out)) for task in pending.values()]
-        for future in as_completed(futures):
-            yield future.result()
+    """Records of the pending tasks from a local pool of spawned processes.
+
+    A worker that dies (SIGKILL, the OOM killer, a crash) breaks a ``ProcessPoolExecutor``
+    and fails every task in it. Then the pool is rebuilt and the lost tasks are submitted again;
+    the tasks that had started are suspects and run again one at a time, alone in a fresh
+    process, so a task that kills its worker a second time is the culprit: it is recorded as
+    failed (retried by the next run of the sweep) and the sweep goes on.
+    """
+    todo = dict(pending)
+    lost: dict[str, int] = {}
+    while todo:
+        suspects = [k for k in todo if lost.get(k)]
+        batch = suspects[:1] or list(todo)
+        before = {k: _attempts(out, k) for k in batch}
+        broken = False
+        with _pool(1 if suspects else workers) as pool:
+            futures = {pool.submit(run_task, experiment, todo[k], str(out)): k for k in batch}
+            for future in as_completed(futures):
+                key = futures[future]
+                try:
+                    record = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    continue
+                del todo[key]
+                yield record
+        if not broken:
+            continue
+        unfinished = [k for k in batch if k in todo]
+        started = [k for k in unfinished if _attempts(out, k) > before[k]]
+        for key in started or unfinished:  # none started: the worker died before any task
+            lost[key] = lost.get(key, 0) + 1
+            if lost[key] >= 2:
+                yield _failed(key, todo.pop(key), out,
+                              "WorkerDied: the worker process running this task died twice, "
+                              "the second time running it alone (killed by a signal, e.g. the "
+                              "out-of-memory killer, or crashed); the next run of the sweep "
+                              "tries it again")
+        alone = [k for k in started or unfinished if k in todo]
+        warnings.warn(f"a worker process of the sweep died; {len(alone)} task(s) that were "
+                      f"running are retried one at a time, {len(todo) - len(alone)} "
+                      "resubmitted", SweepWarning, stacklevel=2)
 
 
 def _run_remote(pending: dict[str, dict[str, Any]], experiment: str, out: Path,

@@ -1,5 +1,6 @@
 """Sweeps through executors, interrupted sweeps and runs, and config fuzzing."""
 
+import contextlib
 import json
 import os
 import signal
@@ -17,8 +18,9 @@ from numpy.testing import assert_array_equal
 from gradflow import ArgumentError, GradflowError, NonFiniteError, Trajectory, simulate
 from gradflow.cli import main
 from gradflow.experiments import REGISTRY
-from gradflow.folders import FolderOwnedError, write_json_atomic
+from gradflow.folders import FolderOwnedError, locked, write_json_atomic
 from gradflow.sweep import (
+    SweepSpec,
     SweepWarning,
     load_results,
     load_sweep,
@@ -345,3 +347,89 @@ def test_bad_sweep_files_and_workers_at_the_cli(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("gradflow: error:") and match in err, err
     assert not out.exists()
+
+
+def alive(pid):
+    """Running (a zombie waiting for a reaper counts as dead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def attempts(out, key=None):
+    """The worker pids of the tasks' attempts (runs.log lines), of one task or all."""
+    logs = [out / "tasks" / key / "runs.log"] if key else (out / "tasks").glob("*/runs.log")
+    return [int(line.split()[0]) for log in logs if log.exists()
+            for line in log.read_text().splitlines()]
+
+
+@contextlib.contextmanager
+def sweep_process(path, out, workers, **kwargs):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gradflow.cli", "sweep", str(path), "--out", str(out),
+         "--workers", str(workers), "--no-progress"], start_new_session=True, **kwargs)
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def test_killed_sweep_ends_its_workers_and_a_second_sweep_meanwhile_is_refused(
+        tmp_path, capsys):
+    """B2: a second sweep on a folder in use exits 1 naming the holder, before it touches
+    results.jsonl; B14: SIGKILL of the sweep process alone ends its workers within a second
+    or so (they used to finish their tasks, then wait for ever); its lock died with it."""
+    path = sweep_file(tmp_path, 'seed_key = "init_seed"\nseeds = [0, 1]\n'
+                                "[fixed]\nt_end = 1e6\nd = 64\nm = 64\nper_decade = 5\n")
+    out = tmp_path / "out"
+    with sweep_process(path, out, 2, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL) as process:
+        deadline = time.monotonic() + 60
+        while len(attempts(out)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = attempts(out)
+        assert len(workers) == 2 and all(alive(p) for p in workers)
+        assert main(["sweep", str(path), "--out", str(out), "--workers", "1"]) == 1
+        assert f"in use by another gradflow process: pid {process.pid}" in \
+            capsys.readouterr().err
+        process.kill()  # the sweep process only, not its process group
+        process.wait()
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(p) for p in workers)
+        assert not list(out.glob("tasks/*/summary.json"))  # they ended mid-task
+        with locked(out):
+            pass
+
+
+def test_a_worker_that_dies_costs_only_its_task(tmp_path):
+    """B15: SIGKILL of the worker running one task breaks the pool; the sweep rebuilds it and
+    goes on. That task, killed again when it runs alone, is recorded as failed (retried by
+    the next run); the other tasks finish; exit 1, '2/3 tasks finished'."""
+    path = sweep_file(tmp_path, "[fixed]\nd = 16\nm = 8\nm1 = 8\ncounts = [6, 2, 2, 2]\n"
+                                "per_decade = 2\n[grid]\nt_end = [1e5, 10.0, 20.0]\n")
+    out = tmp_path / "out"
+    target = load_sweep(path).keys()[0]
+    with sweep_process(path, out, 2, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True) as process:
+        killed = []
+        deadline = time.monotonic() + 90
+        while len(killed) < 2 and time.monotonic() < deadline:
+            pids = attempts(out, target)
+            if len(pids) > len(killed):
+                os.kill(pids[len(killed)], signal.SIGKILL)
+                killed.append(pids[len(killed)])
+            time.sleep(0.005)
+        stdout, stderr = process.communicate(timeout=120)
+    assert len(killed) == 2
+    assert process.returncode == 1 and "2/3 tasks finished" in stdout and "1 failed" in stdout
+    assert "gradflow: warning: a worker process of the sweep died" in stderr
+    records = {r["key"]: r for r in load_results(out)}
+    assert len(records) == 3 and "WorkerDied" in records[target]["error"]
+    assert [r["status"] for k, r in records.items() if k != target] == ["ok", "ok"]
+    assert SweepSpec.key(records[target]["config"]) == target
