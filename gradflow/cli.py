@@ -8,6 +8,7 @@ import json
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from gradflow import experiments, folders
@@ -15,7 +16,7 @@ from gradflow.errors import GradflowError, NonFiniteError, ObservableError, Solv
 from gradflow.experiments.base import load_config_file, parse_assignments
 from gradflow.folders import FolderBusyError
 from gradflow.gradcheck import check_gradient
-from gradflow.sweep import SweepWarning
+from gradflow.sweep import ClusterError, SweepWarning
 
 __all__ = ["main"]
 
@@ -35,9 +36,9 @@ PARTIAL_FILE = "partial.npz"
 
 
 def _folder_command(command: Callable[[argparse.Namespace], int]):
-    """For the commands that write run and sweep folders: a folder in use by another process is
-    an error of the environment (exit 1, not the exit 2 of bad input), and a sweep's warnings
-    are printed as ``gradflow: warning:`` lines."""
+    """For the commands that write run and sweep folders: a folder in use by another process or
+    a dask cluster that cannot run the sweep is an error of the environment (exit 1, not the
+    exit 2 of bad input), and a sweep's warnings are printed as ``gradflow: warning:`` lines."""
 
     @functools.wraps(command)
     def wrapped(args: argparse.Namespace) -> int:
@@ -54,7 +55,7 @@ def _folder_command(command: Callable[[argparse.Namespace], int]):
             warnings.showwarning = show
             try:
                 return command(args)
-            except FolderBusyError as exc:
+            except (FolderBusyError, ClusterError) as exc:
                 print(f"gradflow: error: {exc}", file=sys.stderr)
                 return 1
 
@@ -117,19 +118,17 @@ def _resume(args: argparse.Namespace) -> int:
 
 @_folder_command
 def _sweep(args: argparse.Namespace) -> int:
-    from gradflow.sweep import load_sweep, run_sweep
+    from gradflow.sweep import connect_dask, dask_health, load_sweep, run_sweep
 
     spec = load_sweep(args.file)
-    executor = None
-    if args.scheduler:
-        try:
-            from dask.distributed import Client
-        except ImportError:
-            raise GradflowError("--scheduler needs dask.distributed: pip install "
-                                "'gradflow[dask]'") from None
-        executor = Client(args.scheduler).get_executor()
-    records = run_sweep(spec, args.out, executor=executor, workers=args.workers,
-                        progress=not args.no_progress, force=args.force)
+    with ExitStack() as stack:
+        executor = health = None
+        if args.scheduler:
+            client = stack.enter_context(connect_dask(args.scheduler))
+            executor, health = client.get_executor(), dask_health(client)
+        records = run_sweep(spec, args.out, executor=executor, workers=args.workers,
+                            progress=not args.no_progress, force=args.force, health=health,
+                            health_timeout=args.worker_timeout)
     failed = [r for r in records if r.get("status") != "ok"]
     print(f"{len(records) - len(failed)}/{len(spec.tasks)} tasks finished; results in "
           f"{Path(args.out) / 'results.jsonl'}" + (f"; {len(failed)} failed" if failed else ""))
@@ -218,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--force", action="store_true",
                        help="start clean: delete what OUT holds (another sweep's, or this "
                        "one's, results and task folders) first")
+    sweep.add_argument("--worker-timeout", type=float, default=300.0, metavar="SECONDS",
+                       help="with --scheduler: give up after the scheduler has had no workers "
+                       "this long (default 300)")
     sweep.set_defaults(func=_sweep)
     splot = sub.add_parser("sweep-plot", help="aggregate figure of a sweep folder")
     splot.add_argument("dir", help="the sweep folder")

@@ -39,24 +39,34 @@ import time
 import tomllib
 import traceback
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gradflow import folders
-from gradflow.errors import ArgumentError
+from gradflow.errors import ArgumentError, GradflowError
 from gradflow.trajectory import to_jsonable
 
-__all__ = ["SweepSpec", "SweepWarning", "load_results", "load_sweep", "run_sweep", "run_task"]
+__all__ = ["ClusterError", "SweepSpec", "SweepWarning", "connect_dask", "dask_health",
+           "load_results", "load_sweep", "run_sweep", "run_task"]
 
 RESULTS = "results.jsonl"
 BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                          "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 PARENT_POLL = 0.5
 """Seconds between a local worker's checks that the sweep process is still alive."""
+HEALTH_POLL = 2.0
+"""Seconds between checks of an executor's ``health`` while no task finishes."""
+SCHEDULER_CONNECT_TIMEOUT = 10.0
+"""Seconds :func:`connect_dask` waits for a scheduler."""
+
+
+class ClusterError(GradflowError):
+    """The executor cannot run the sweep: no scheduler, or no workers for too long (an error of
+    the environment: exit 1). Finished tasks are saved; re-running the sweep continues."""
 
 
 class SweepWarning(UserWarning):
@@ -403,11 +413,47 @@ def _run_local(pending: dict[str, dict[str, Any]], experiment: str, out: Path,
 
 
 def _run_remote(pending: dict[str, dict[str, Any]], experiment: str, out: Path,
-                executor: Executor) -> Iterator[dict[str, Any]]:
-    """Records of the pending tasks from any executor."""
-    futures = [executor.submit(run_task, experiment, task, str(out)) for task in pending.values()]
-    for future in as_completed(futures):
-        yield future.result()
+                executor: Executor, health: Callable[[], str | None] | None,
+                health_timeout: float) -> Iterator[dict[str, Any]]:
+    """Records of the pending tasks from any executor; ``health`` (if given) is asked while no
+    task finishes, and a problem it reports for ``health_timeout`` seconds ends the sweep."""
+    futures = {executor.submit(run_task, experiment, task, str(out)): key
+               for key, task in pending.items()}
+    not_done = set(futures)
+    stalled_since: float | None = None
+    try:
+        while not_done:
+            done, not_done = wait(not_done, timeout=None if health is None else HEALTH_POLL,
+                                  return_when=FIRST_COMPLETED)
+            for future in done:
+                key = futures[future]
+                try:
+                    yield future.result()
+                except Exception as exc:  # the executor lost the task: recorded, retried later
+                    yield _failed(key, pending[key], out,
+                                  f"{type(exc).__name__}: {exc} (the executor could not run "
+                                  "the task)")
+            if done or health is None:
+                stalled_since = None
+                continue
+            problem = health()
+            if problem is None:
+                if stalled_since is not None:
+                    warnings.warn("the executor can run tasks again; going on", SweepWarning,
+                                  stacklevel=2)
+                stalled_since = None
+            elif stalled_since is None:
+                stalled_since = time.monotonic()
+                warnings.warn(f"{problem}; waiting up to {health_timeout:g} s for one",
+                              SweepWarning, stacklevel=2)
+            elif time.monotonic() - stalled_since >= health_timeout:
+                raise ClusterError(
+                    f"{problem} for {health_timeout:g} s; gave up with {len(not_done)} of "
+                    f"{len(futures)} tasks unfinished (finished tasks are saved: re-run the "
+                    "same sweep to continue)")
+    finally:
+        for future in not_done:
+            future.cancel()
 
 
 def run_sweep(
@@ -418,6 +464,8 @@ def run_sweep(
     workers: int | None = None,
     progress: bool = False,
     force: bool = False,
+    health: Callable[[], str | None] | None = None,
+    health_timeout: float = 300.0,
 ) -> list[dict[str, Any]]:
     """Run every unfinished task of ``spec``; return the record of each task that has one
     (finished before or now), in task order.
@@ -435,17 +483,26 @@ def run_sweep(
         Any executor (e.g. ``dask.distributed.Client(address).get_executor()``); only
         ``submit`` is used. Default: a local pool of ``workers`` freshly spawned processes
         with BLAS pinned to one thread each (the variables are set before the workers import
-        NumPy).
+        NumPy); they end when this process dies, and a worker that dies costs only its task.
     workers : int, optional
         Size of the default pool (default: the number of CPUs); at least 1.
     progress : bool
         Show a progress bar over tasks.
     force : bool
         Delete what the folder holds (results, task folders) and start the sweep clean.
+    health : callable () -> str or None, optional
+        For ``executor``: asked every few seconds while no task finishes; returns None while
+        the executor can make progress, else why not (:func:`dask_health`).
+    health_timeout : float
+        Seconds ``health`` may report a problem before the sweep gives up with
+        :class:`ClusterError`.
     """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
         raise ArgumentError(f"workers must be a positive integer, got {workers!r}")
+    if not (isinstance(health_timeout, int | float) and health_timeout > 0):
+        raise ArgumentError(f"health_timeout (--worker-timeout) must be a positive number of "
+                            f"seconds, got {health_timeout!r}")
     out = folders.make_folder(out, "sweep folder")
     keys = spec.keys()
     with folders.locked(out):
@@ -464,7 +521,8 @@ def run_sweep(
                         source: Iterable[dict[str, Any]] = _run_local(
                             pending, spec.experiment, out, workers)
                     else:
-                        source = _run_remote(pending, spec.experiment, out, executor)
+                        source = _run_remote(pending, spec.experiment, out, executor, health,
+                                             health_timeout)
                     for record in source:
                         results.write(json.dumps(record) + "\n")
                         results.flush()
@@ -472,3 +530,48 @@ def run_sweep(
                         records[record["key"]] = record
                         bar.update(1)
     return [records[k] for k in keys if k in records]
+
+
+def connect_dask(address: str, timeout: float | None = None):
+    """A ``dask.distributed.Client`` of the scheduler at ``address``, connected within
+    ``timeout`` seconds (default :data:`SCHEDULER_CONNECT_TIMEOUT`).
+
+    Raises
+    ------
+    ArgumentError
+        ``address`` is not a scheduler address.
+    ClusterError
+        Nothing answered at ``address`` in time.
+    """
+    try:
+        from dask.distributed import Client
+        from distributed.comm import get_address_host_port, parse_address
+    except ImportError:
+        raise GradflowError("--scheduler needs dask.distributed: pip install "
+                            "'gradflow[dask]'") from None
+    timeout = SCHEDULER_CONNECT_TIMEOUT if timeout is None else timeout
+    try:  # checked before a Client exists: a Client that fails half-built leaves its loop
+        if parse_address(address)[0] != "inproc":
+            get_address_host_port(address)
+        return Client(address, timeout=timeout)
+    except (ValueError, TypeError) as exc:
+        raise ArgumentError(f"scheduler address {address!r} is not usable: {exc}") from None
+    except OSError as exc:
+        raise ClusterError(f"no dask scheduler answered at {address!r} within {timeout:g} s "
+                           f"({exc})") from None
+
+
+def dask_health(client: Any) -> Callable[[], str | None]:
+    """The ``health`` of a dask ``client`` for :func:`run_sweep`: a problem while the scheduler
+    has no workers or does not answer."""
+    address = getattr(client.scheduler, "address", "?")
+
+    def check() -> str | None:
+        try:
+            workers = client.nthreads()
+        except Exception as exc:  # any failure to ask means no usable cluster
+            return f"the dask scheduler at {address} does not answer ({type(exc).__name__}: " \
+                   f"{exc})"
+        return None if workers else f"the dask scheduler at {address} has no workers"
+
+    return check

@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,12 +17,16 @@ from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
 from gradflow import ArgumentError, GradflowError, NonFiniteError, Trajectory, simulate
+from gradflow import sweep as sweep_module
 from gradflow.cli import main
 from gradflow.experiments import REGISTRY
 from gradflow.folders import FolderOwnedError, locked, write_json_atomic
 from gradflow.sweep import (
+    ClusterError,
     SweepSpec,
     SweepWarning,
+    connect_dask,
+    dask_health,
     load_results,
     load_sweep,
     run_sweep,
@@ -347,6 +352,34 @@ def test_bad_sweep_files_and_workers_at_the_cli(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("gradflow: error:") and match in err, err
     assert not out.exists()
+
+
+def test_dask_bad_addresses_and_a_cluster_without_workers(tmp_path, capsys, monkeypatch):
+    """B25: an address that is not one, or where nothing listens, is `gradflow: error:` naming
+    it (exit 2 and 1), within the short connect timeout; W9: a scheduler without workers gives
+    a warning, then a ClusterError after the timeout, not a silent wait."""
+    from dask.distributed import Client, LocalCluster
+
+    with pytest.raises(ArgumentError, match="scheduler address 'not a url' is not usable"):
+        connect_dask("not a url")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setattr(sweep_module, "SCHEDULER_CONNECT_TIMEOUT", 1.0)
+    good = sweep_file(tmp_path, "[grid]\nm = [4]\n")
+    assert main(["sweep", str(good), "--out", str(tmp_path / "o"), "--scheduler", address]) == 1
+    err = capsys.readouterr().err
+    assert f"no dask scheduler answered at '{address}' within 1 s" in err
+    assert not (tmp_path / "o").exists()
+
+    monkeypatch.setattr(sweep_module, "HEALTH_POLL", 0.1)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        with pytest.warns(SweepWarning, match=r"has no workers; waiting up to 0\.5 s"), \
+                pytest.raises(ClusterError, match=r"has no workers for 0\.5 s; gave up with 2 "
+                                                  "of 2 tasks unfinished"):
+            run_sweep(load_sweep(TINY), tmp_path / "d", executor=client.get_executor(),
+                      health=dask_health(client), health_timeout=0.5)
 
 
 def alive(pid):
