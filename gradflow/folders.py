@@ -126,7 +126,14 @@ def entries(folder: Path) -> list[str]:
 
 
 def clear(folder: Path) -> None:
-    """Delete everything in ``folder`` except its lock file (call only under the lock)."""
+    """Delete everything in ``folder`` except its lock file (call only under the lock).
+
+    Raises :class:`FolderBusyError` and deletes nothing if a folder inside is in use (a sweep
+    task of an earlier, killed sweep still running on a dask worker, say).
+    """
+    for inner in sorted(folder.glob(f"*/**/{LOCK_FILE}")):
+        with locked(inner.parent):
+            pass
     for entry in folder.iterdir():
         if entry.name == LOCK_FILE:
             continue

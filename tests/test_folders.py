@@ -150,3 +150,14 @@ def test_write_json_atomic_leaves_no_temporary_file(tmp_path):
     folders.write_json_atomic(tmp_path / "x.json", {"a": 1})
     assert json.loads((tmp_path / "x.json").read_text()) == {"a": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
+
+
+def test_force_never_clears_a_folder_with_a_task_in_use(tmp_path):
+    """A sweep task still running (e.g. on a dask worker of a killed sweep) holds its task
+    folder's lock: --force refuses to clear the sweep folder, and deletes nothing."""
+    (tmp_path / "tasks" / "k").mkdir(parents=True)
+    folders.write_json_atomic(tmp_path / "sweep.json", {"experiment": "ntp", "keys": ["k"]})
+    with locked(tmp_path), locked(tmp_path / "tasks" / "k"):
+        with pytest.raises(FolderBusyError, match="tasks/k is in use"):
+            claim_sweep(tmp_path, {"experiment": "cooccurrence", "keys": ["j"]}, force=True)
+    assert (tmp_path / "sweep.json").exists() and (tmp_path / "tasks" / "k").is_dir()
