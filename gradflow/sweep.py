@@ -14,7 +14,7 @@ A sweep file (TOML)::
     m = [32, 64, 128]
 
 Each task (config, seed) runs the experiment into ``OUT/tasks/<key>/`` and appends one JSON line
-to ``OUT/results.jsonl``: ``{"key", "config", "seed", "status", "summary", "path", "error"}``.
+to ``OUT/results.jsonl``: ``{"key", "config", "path", "status", "summary", "error"}``.
 Re-running the same sweep skips every task whose key already has an ``ok`` line (failed tasks
 are tried again); lines are written by the parent process only, one ``write`` each, and a torn
 last line of a killed sweep is dropped when the file is read back.
