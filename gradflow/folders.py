@@ -104,8 +104,8 @@ def locked(folder: str | Path) -> Iterator[Path]:
         except BlockingIOError:
             raise FolderBusyError(folder, _read_holder(fd)) from None
         record = json.dumps(_holder()).encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, record, 0)
+        os.pwrite(fd, record, 0)  # then cut: a truncation to 0 first makes ext4 flush on close
+        os.ftruncate(fd, len(record))
         yield folder
     finally:
         os.close(fd)  # drops the lock
