@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import os
 import select
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
-from gradflow import experiments
+from gradflow import experiments, folders
 from gradflow.errors import (
     CheckpointError,
     GradflowError,
@@ -19,7 +21,9 @@ from gradflow.errors import (
     SolverError,
 )
 from gradflow.experiments.base import load_config_file, parse_assignments, read_json
+from gradflow.folders import FolderBusyError
 from gradflow.gradcheck import check_gradient
+from gradflow.sweep import ClusterError, SweepWarning
 
 __all__ = ["main"]
 
@@ -31,16 +35,44 @@ def _config(args: argparse.Namespace) -> dict:
     return experiment.config(overrides)
 
 
-RUN_FILE = "run.json"
-"""Written into a run folder before integrating: what ``gradflow resume`` re-runs."""
+RUN_FILE = folders.RUN_FILE
+"""A run folder's identity, written into an empty folder before integrating: what
+``gradflow resume`` re-runs (:func:`gradflow.folders.claim_run`)."""
 PARTIAL_FILE = "partial.npz"
 """Where a run that ended early keeps what it had computed (``gradflow.Trajectory.load``)."""
 
 
+def _folder_command(command: Callable[[argparse.Namespace], int]):
+    """For the commands that write run and sweep folders: a folder in use by another process or
+    a dask cluster that cannot run the sweep is an error of the environment (exit 1, not the
+    exit 2 of bad input), and a sweep's warnings are printed as ``gradflow: warning:`` lines."""
+
+    @functools.wraps(command)
+    def wrapped(args: argparse.Namespace) -> int:
+        default_show = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, SweepWarning):
+                print(f"gradflow: warning: {message}", file=sys.stderr)
+            else:
+                default_show(message, category, filename, lineno, file, line)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", SweepWarning)
+            warnings.showwarning = show
+            try:
+                return command(args)
+            except (FolderBusyError, ClusterError) as exc:
+                print(f"gradflow: error: {exc}", file=sys.stderr)
+                return 1
+
+    return wrapped
+
+
 def _execute(name: str, config: dict, out: Path, progress: bool) -> int:
+    """Run (or resume) ``name`` into ``out``, whose lock the caller holds and which it has
+    claimed for this run (so ``run.json`` already names it)."""
     experiment = experiments.get(name)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RUN_FILE).write_text(json.dumps({"experiment": name, "config": config}, indent=2))
     try:
         summary = experiment.run(config, out, progress)
     except (SolverError, NonFiniteError, ObservableError) as exc:
@@ -57,6 +89,7 @@ def _execute(name: str, config: dict, out: Path, progress: bool) -> int:
     return 0
 
 
+@_folder_command
 def _run(args: argparse.Namespace) -> int:
     experiment = experiments.get(args.name)
     overrides = load_config_file(args.config) if args.config else {}
@@ -66,42 +99,50 @@ def _run(args: argparse.Namespace) -> int:
             raise GradflowError(f"experiment {args.name!r} has no checkpointed runs (it is fast)")
         overrides["checkpoint"] = True
     config = experiment.config(overrides)
-    return _execute(args.name, config, Path(args.out or Path("runs") / args.name),
-                    not args.no_progress)
+    out = folders.make_folder(args.out or Path("runs") / args.name, "--out")
+    with folders.locked(out):
+        folders.claim_run(out, args.name, config, force=args.force)
+        return _execute(args.name, config, out, not args.no_progress)
 
 
+@_folder_command
 def _resume(args: argparse.Namespace) -> int:
     out = Path(args.dir)
-    try:
-        saved = json.loads((out / RUN_FILE).read_text())
-        name, config = saved["experiment"], saved["config"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise GradflowError(f"{out} has no readable {RUN_FILE}: not a gradflow run folder "
-                            f"({exc})") from None
-    config = experiments.get(name).config(config)  # validated again
-    return _execute(name, config, out, not args.no_progress)
+    if not (out / RUN_FILE).is_file():
+        raise GradflowError(f"{out} has no {RUN_FILE}: not a gradflow run folder")
+    with folders.locked(out):
+        try:
+            saved = folders.read_json(out / RUN_FILE)
+            name, config = saved["experiment"], saved["config"]
+            if not (isinstance(name, str) and isinstance(config, dict)):
+                raise ValueError("'experiment' must be a name and 'config' a table")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise GradflowError(f"{out} has no readable {RUN_FILE}: not a gradflow run folder "
+                                f"({exc})") from None
+        config = experiments.get(name).config(config)  # validated again
+        return _execute(name, config, out, not args.no_progress)
 
 
+@_folder_command
 def _sweep(args: argparse.Namespace) -> int:
-    from gradflow.sweep import load_sweep, run_sweep
+    from gradflow.sweep import connect_dask, dask_health, load_sweep, run_sweep
 
     spec = load_sweep(args.file)
-    executor = None
-    if args.scheduler:
-        try:
-            from dask.distributed import Client
-        except ImportError:
-            raise GradflowError("--scheduler needs dask.distributed: pip install "
-                                "'gradflow[dask]'") from None
-        executor = Client(args.scheduler).get_executor()
-    records = run_sweep(spec, args.out, executor=executor, workers=args.workers,
-                        progress=not args.no_progress)
+    with ExitStack() as stack:
+        executor = health = None
+        if args.scheduler:
+            client = stack.enter_context(connect_dask(args.scheduler))
+            executor, health = client.get_executor(), dask_health(client)
+        records = run_sweep(spec, args.out, executor=executor, workers=args.workers,
+                            progress=not args.no_progress, force=args.force, health=health,
+                            health_timeout=args.worker_timeout)
     failed = [r for r in records if r.get("status") != "ok"]
     print(f"{len(records) - len(failed)}/{len(spec.tasks)} tasks finished; results in "
           f"{Path(args.out) / 'results.jsonl'}" + (f"; {len(failed)} failed" if failed else ""))
     return 1 if failed else 0
 
 
+@_folder_command
 def _sweep_plot(args: argparse.Namespace) -> int:
     from gradflow.sweep_plot import sweep_plot
 
@@ -168,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument("--checkpoint", action="store_true",
                      help="checkpoint into OUT/checkpoint (resume with 'gradflow resume OUT')")
+    run.add_argument("--force", action="store_true",
+                     help="if OUT holds another run (or a sweep), delete its contents first "
+                     "(never a folder in use, nor a non-empty folder that is not gradflow's)")
     run.set_defaults(func=_run)
     resume = sub.add_parser("resume", help="resume (or re-run) a run folder from its checkpoint")
     resume.add_argument("dir", help="the run's output folder")
@@ -180,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--workers", type=int, help="local processes (default: all CPUs)")
     where.add_argument("--scheduler", help="a dask.distributed scheduler address")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sweep.add_argument("--force", action="store_true",
+                       help="start clean: delete what OUT holds (another sweep's, or this "
+                       "one's, results and task folders) first")
+    sweep.add_argument("--worker-timeout", type=float, default=300.0, metavar="SECONDS",
+                       help="with --scheduler: give up after the scheduler has had no workers "
+                       "this long (default 300)")
     sweep.set_defaults(func=_sweep)
     splot = sub.add_parser("sweep-plot", help="aggregate figure of a sweep folder")
     splot.add_argument("dir", help="the sweep folder")

@@ -756,6 +756,8 @@ def _progress_bar(enabled: bool, total: int, done: int, t_end: float):
     return tqdm(total=total, initial=done, unit="rec", desc=f"flow to t={t_end:g}")
 
 
+BUDGET_KEYS = frozenset({"max_nfev", "max_wall_time"})
+"""Keys of ``config`` left out of a checkpoint's fingerprint: work limits, not identity."""
 MIN_RTOL = 100 * float(np.finfo(float).eps)
 """The smallest rtol SciPy's solvers honour (they raise smaller values to it)."""
 
@@ -1000,7 +1002,10 @@ def simulate(
     store = None
     if checkpoint is not None:
         identity = _objective_identity(objective, checkpoint_key)
-        key, parts = fingerprint(run_config, {"theta0": theta0, "grid": grid}, identity)
+        # work limits are not identity: a rerun with a larger budget resumes (also when a
+        # caller's config records them, as the experiments' configs do)
+        settings = {k: v for k, v in run_config.items() if k not in BUDGET_KEYS}
+        key, parts = fingerprint(settings, {"theta0": theta0, "grid": grid}, identity)
         store = CheckpointStore(checkpoint, key, parts)
     elif checkpoint_key is not None:
         raise ArgumentError("checkpoint_key is given without checkpoint=: it identifies the "

@@ -14,10 +14,15 @@ A sweep file (TOML)::
     m = [32, 64, 128]
 
 Each task (config, seed) runs the experiment into ``OUT/tasks/<key>/`` and appends one JSON line
-to ``OUT/results.jsonl``: ``{"key", "config", "seed", "status", "summary", "path", "error"}``.
+to ``OUT/results.jsonl``: ``{"key", "config", "path", "status", "summary", "error"}``.
 Re-running the same sweep skips every task whose key already has an ``ok`` line (failed tasks
 are tried again); lines are written by the parent process only, one ``write`` each, and a torn
 last line of a killed sweep is dropped when the file is read back.
+
+The sweep folder has one owner (:mod:`gradflow.folders`): ``sweep.json`` names the sweep (its
+experiment and task keys) and the process running it holds the folder's lock; every task holds
+its task folder's lock while it runs. A local pool's workers end when the sweep process dies,
+and a worker that dies costs only its task (retried once alone, then recorded as failed).
 """
 
 from __future__ import annotations
@@ -28,30 +33,53 @@ import itertools
 import json
 import multiprocessing
 import os
+import socket
+import threading
+import time
 import tomllib
 import traceback
-from collections.abc import Iterator, Mapping
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gradflow import folders
 from gradflow.errors import ArgumentError, GradflowError
 from gradflow.trajectory import to_jsonable
 
-__all__ = ["SweepSpec", "load_results", "load_sweep", "run_sweep", "run_task"]
+__all__ = ["ClusterError", "SweepSpec", "SweepWarning", "connect_dask", "dask_health",
+           "load_results", "load_sweep", "run_sweep", "run_task"]
 
 RESULTS = "results.jsonl"
 BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                          "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+PARENT_POLL = 0.5
+"""Seconds between a local worker's checks that the sweep process is still alive."""
+HEALTH_POLL = 2.0
+"""Seconds between checks of an executor's ``health`` while no task finishes."""
+SCHEDULER_CONNECT_TIMEOUT = 10.0
+"""Seconds :func:`connect_dask` waits for a scheduler."""
+
+
+class ClusterError(GradflowError):
+    """The executor cannot run the sweep: no scheduler, or no workers for too long (an error of
+    the environment: exit 1). Finished tasks are saved; re-running the sweep continues."""
+
+
+class SweepWarning(UserWarning):
+    """Something a sweep skipped or retried (a damaged results line, a worker that died)."""
 
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A validated sweep: the experiment, its task configs, and their keys."""
+    """A validated sweep: the experiment, its task configs, and the parameter seeds go to."""
 
     experiment: str
     tasks: tuple[dict[str, Any], ...]
+    seed_key: str | None = None
 
     @staticmethod
     def key(config: Mapping[str, Any]) -> str:
@@ -59,80 +87,151 @@ class SweepSpec:
         text = json.dumps(to_jsonable(dict(config)), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def keys(self) -> list[str]:
+        """The task keys, in task order."""
+        return [self.key(t) for t in self.tasks]
+
+    def identity(self) -> dict[str, Any]:
+        """What ``sweep.json`` records: the experiment, a hash of the spec (experiment and the
+        set of task keys), the seed key and the task keys."""
+        keys = self.keys()
+        spec = json.dumps({"experiment": self.experiment, "keys": sorted(keys)})
+        return {"experiment": self.experiment,
+                "spec": hashlib.sha256(spec.encode()).hexdigest()[:16],
+                "seed_key": self.seed_key, "keys": keys}
+
+
+def _read_sweep_file(source: str | Path) -> dict[str, Any]:
+    path = Path(source)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ArgumentError(f"sweep file {source} does not exist") from None
+    except IsADirectoryError:
+        raise ArgumentError(f"sweep file {source} is a folder, not a TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise ArgumentError(f"sweep file {source} is not UTF-8 text ({exc.reason} at byte "
+                            f"{exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ArgumentError(f"sweep file {source} is not valid TOML: {exc}") from None
+
 
 def load_sweep(source: str | Path | Mapping[str, Any]) -> SweepSpec:
     """Read and validate a sweep file (or an already parsed mapping).
 
     Every task config is validated by the experiment's declared parameters before anything
-    runs, so a bad key or value fails the whole sweep at once, naming it.
+    runs, so a bad key or value fails the whole sweep at once, naming the file and the key.
+    A parameter may be set in one place only: ``[fixed]``, ``[grid]`` or ``seed_key``.
     """
     from gradflow import experiments
 
     if isinstance(source, Mapping):
-        data = dict(source)
+        data, where = dict(source), "sweep"
     else:
-        try:
-            with Path(source).open("rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ArgumentError(f"sweep file {source} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ArgumentError(f"sweep file {source} is not valid TOML: {exc}") from None
+        data, where = _read_sweep_file(source), f"sweep file {source}"
     allowed = {"experiment", "seed_key", "seeds", "fixed", "grid"}
     unknown = set(data) - allowed
     if unknown:
-        raise ArgumentError(
-            f"sweep file: unknown keys {sorted(unknown)}; allowed {sorted(allowed)}"
-        )
+        raise ArgumentError(f"{where}: unknown keys {sorted(unknown)}; allowed {sorted(allowed)}")
     if "experiment" not in data:
-        raise ArgumentError("sweep file: 'experiment' is required")
+        raise ArgumentError(f"{where}: 'experiment' is required")
+    if not isinstance(data["experiment"], str):
+        raise ArgumentError(f"{where}: 'experiment' must be a string naming an experiment, got "
+                            f"{data['experiment']!r}")
     experiment = experiments.get(data["experiment"])
-    fixed = dict(data.get("fixed", {}))
-    grid = dict(data.get("grid", {}))
+    tables = {}
+    for table in ("fixed", "grid"):
+        value = data.get(table, {})
+        if not isinstance(value, Mapping):
+            raise ArgumentError(f"{where}: {table!r} must be a table ([{table}] with parameter "
+                                f"= value lines), got {value!r}")
+        tables[table] = dict(value)
+    fixed, grid = tables["fixed"], tables["grid"]
     for name, values in grid.items():
         if not isinstance(values, list) or not values:
-            raise ArgumentError(f"sweep grid {name!r}: expected a non-empty list, got {values!r}")
+            raise ArgumentError(f"{where}: grid {name!r}: expected a non-empty list, got "
+                                f"{values!r}")
     seeds = data.get("seeds", [None])
     seed_key = data.get("seed_key")
+    if seed_key is not None and not isinstance(seed_key, str):
+        raise ArgumentError(f"{where}: 'seed_key' must be a parameter name (a string), got "
+                            f"{seed_key!r}")
     if seeds != [None] and seed_key is None:
-        raise ArgumentError("sweep file: 'seeds' needs 'seed_key' (the parameter to set)")
+        raise ArgumentError(f"{where}: 'seeds' needs 'seed_key' (the parameter to set)")
     if not isinstance(seeds, list) or not seeds:
-        raise ArgumentError(f"sweep file: 'seeds' must be a non-empty list, got {seeds!r}")
-    tasks = []
+        raise ArgumentError(f"{where}: 'seeds' must be a non-empty list, got {seeds!r}")
+    both = sorted(set(fixed) & set(grid))
+    if both:
+        raise ArgumentError(f"{where}: {both} set both in [fixed] and in [grid]; the grid would "
+                            "override the fixed value: keep one")
+    if seed_key is not None and seeds != [None]:
+        for table, values in (("grid", grid), ("fixed", fixed)):
+            if seed_key in values:
+                raise ArgumentError(
+                    f"{where}: seed_key {seed_key!r} is also a [{table}] key; the seeds would "
+                    f"override its {table} value {values[seed_key]!r}: set it in one place")
     names = list(grid)
-    for values in itertools.product(*(grid[n] for n in names)):
-        for seed in seeds:
-            overrides = {**fixed, **dict(zip(names, values, strict=True))}
-            if seed is not None:
-                overrides[seed_key] = seed
-            tasks.append(experiment.config(overrides))
-    keys = [SweepSpec.key(t) for t in tasks]
-    if len(set(keys)) != len(keys):
-        raise ArgumentError("sweep file: two tasks have the same configuration")
-    return SweepSpec(experiment=experiment.name, tasks=tuple(tasks))
+    tasks, origins = [], []
+    try:
+        for values in itertools.product(*(grid[n] for n in names)):
+            for seed in seeds:
+                overrides = {**fixed, **dict(zip(names, values, strict=True))}
+                if seed is not None:
+                    overrides[seed_key] = seed
+                tasks.append(experiment.config(overrides))
+                origins.append(dict(zip(names, values, strict=True))
+                               | ({seed_key: seed} if seed is not None else {}))
+    except ArgumentError as exc:
+        raise ArgumentError(f"{where}: {exc}") from None
+    first: dict[str, int] = {}
+    for i, key in enumerate(SweepSpec.key(t) for t in tasks):
+        if key in first:
+            raise ArgumentError(
+                f"{where}: two tasks have the same configuration ({origins[first[key]]} and "
+                f"{origins[i]}): duplicate grid values or seeds, or values equal after "
+                "conversion")
+        first[key] = i
+    return SweepSpec(experiment=experiment.name, tasks=tuple(tasks),
+                     seed_key=seed_key if seeds != [None] else None)
+
+
+def _attempt_line() -> str:
+    return f"{os.getpid()} {socket.gethostname()} {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n"
 
 
 def run_task(experiment_name: str, config: dict[str, Any], out: str) -> dict[str, Any]:
-    """Run one task (in a worker): the experiment into ``out``; return a result record.
+    """Run one task (in a worker): the experiment into ``out/tasks/<key>``, holding that
+    folder's lock; return a result record.
 
-    Never raises: an error becomes ``status: "error"`` with its message and traceback.
+    Never raises: an error becomes ``status: "error"`` with its message and traceback (a task
+    folder still locked by a live process, e.g. a task of a killed sweep still running on a
+    dask worker, is such an error: the next run of the sweep tries again).
     """
     from gradflow import experiments
 
     key = SweepSpec.key(config)
     folder = Path(out) / "tasks" / key
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "runs.log").open("a") as log:  # one line per attempt
-        log.write(f"{os.getpid()}\n")
     record: dict[str, Any] = {"key": key, "config": to_jsonable(config), "path": str(folder)}
     try:
-        summary = experiments.get(experiment_name).run(config, folder, False)
+        folder.mkdir(parents=True, exist_ok=True)
+        with folders.locked(folder):
+            with (folder / "runs.log").open("a") as log:  # one line per attempt
+                log.write(_attempt_line())
+            summary = experiments.get(experiment_name).run(config, folder, False)
         record.update(status="ok", summary=_scalars(summary), error=None)
     except Exception as exc:  # recorded, so the sweep goes on
         record.update(status="error", summary=None,
                       error=f"{type(exc).__name__}: {exc}",
                       traceback=traceback.format_exc(limit=5))
     return record
+
+
+def _failed(key: str, config: Mapping[str, Any], out: Path, error: str) -> dict[str, Any]:
+    """The record of a task that never returned one."""
+    return {"key": key, "config": to_jsonable(dict(config)),
+            "path": str(out / "tasks" / key), "status": "error", "summary": None,
+            "error": error}
 
 
 def _scalars(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -151,28 +250,72 @@ def _scalars(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _record_problem(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return f"not a JSON object ({type(record).__name__})"
+    if not isinstance(record.get("key"), str):
+        return "no task key"
+    if record.get("status") not in ("ok", "error"):
+        return f"status {record.get('status')!r} is neither 'ok' nor 'error'"
+    if record["status"] == "ok" and not (isinstance(record.get("config"), dict)
+                                         and isinstance(record.get("summary"), dict)):
+        return "an ok line without a config or summary table"
+    return None
+
+
 def load_results(out: str | Path) -> list[dict[str, Any]]:
-    """The records of ``OUT/results.jsonl`` (a torn last line is skipped)."""
+    """The records of ``OUT/results.jsonl``, in file order.
+
+    A torn last line (a write interrupted by a kill) is dropped silently; any other line that
+    is not a result record (not UTF-8, not JSON, not an object, no key, …) is skipped with a
+    :class:`SweepWarning` naming its line number: its task counts as unfinished.
+    """
     path = Path(out) / RESULTS
     if not path.exists():
         return []
-    records = []
-    for line in path.read_text().splitlines():
+    lines = path.read_bytes().split(b"\n")
+    records, skipped = [], []
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(raw.decode())
+        except UnicodeDecodeError:
+            problem = "not UTF-8"
         except json.JSONDecodeError:
-            continue  # torn line of an interrupted write
+            if number == len(lines):  # no newline after it: a write cut short by a kill
+                continue
+            problem = "not JSON"
+        else:
+            problem = _record_problem(record)
+        if problem is None:
+            records.append(record)
+        else:
+            skipped.append(f"line {number}: {problem}")
+    if skipped:
+        warnings.warn(f"{path}: skipped {len(skipped)} line(s) that are not result records "
+                      f"({'; '.join(skipped[:3])}{'; …' if len(skipped) > 3 else ''}); their "
+                      "tasks count as unfinished", SweepWarning, stacklevel=2)
     return records
 
 
+def finished(out: str | Path) -> dict[str, dict[str, Any]]:
+    """The last ``ok`` record of every task key in ``OUT/results.jsonl``."""
+    return {r["key"]: r for r in load_results(out) if r["status"] == "ok"}
+
+
 def _compact(out: Path) -> dict[str, dict[str, Any]]:
-    """Rewrite results.jsonl with one valid line per finished task; return the ok records."""
-    records = load_results(out)
-    done = {r["key"]: r for r in records if r.get("status") == "ok"}
+    """Rewrite results.jsonl with one valid line per finished task (only under the sweep
+    folder's lock, so no other process has it open for writing); return the ok records."""
+    done = finished(out)
     path = out / RESULTS
-    if path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
+    text = "".join(json.dumps(r) + "\n" for r in done.values())
+    if path.exists() and path.read_bytes() != text.encode():
+        tmp = path.with_name(f".{RESULTS}.tmp")
+        with tmp.open("w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
         tmp.replace(path)
     return done
 
@@ -192,6 +335,127 @@ def _one_blas_thread() -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker once the sweep process ``parent`` is gone (a
+    SIGKILLed sweep would otherwise leave its workers running, then waiting, for ever)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="gradflow-exit-with-parent", daemon=True).start()
+
+
+@contextlib.contextmanager
+def _pool(size: int | None) -> Iterator[ProcessPoolExecutor]:
+    pool = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _attempts(out: Path, key: str) -> int:
+    try:
+        return (out / "tasks" / key / "runs.log").read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def _run_local(pending: dict[str, dict[str, Any]], experiment: str, out: Path,
+               workers: int | None) -> Iterator[dict[str, Any]]:
+    """Records of the pending tasks from a local pool of spawned processes.
+
+    A worker that dies (SIGKILL, the OOM killer, a crash) breaks a ``ProcessPoolExecutor``
+    and fails every task in it. Then the pool is rebuilt and the lost tasks are submitted again;
+    the tasks that had started are suspects and run again one at a time, alone in a fresh
+    process, so a task that kills its worker a second time is the culprit: it is recorded as
+    failed (retried by the next run of the sweep) and the sweep goes on.
+    """
+    todo = dict(pending)
+    lost: dict[str, int] = {}
+    while todo:
+        suspects = [k for k in todo if lost.get(k)]
+        batch = suspects[:1] or list(todo)
+        before = {k: _attempts(out, k) for k in batch}
+        broken = False
+        with _pool(1 if suspects else workers) as pool:
+            futures = {pool.submit(run_task, experiment, todo[k], str(out)): k for k in batch}
+            for future in as_completed(futures):
+                key = futures[future]
+                try:
+                    record = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    continue
+                del todo[key]
+                yield record
+        if not broken:
+            continue
+        unfinished = [k for k in batch if k in todo]
+        started = [k for k in unfinished if _attempts(out, k) > before[k]]
+        for key in started or unfinished:  # none started: the worker died before any task
+            lost[key] = lost.get(key, 0) + 1
+            if lost[key] >= 2:
+                yield _failed(key, todo.pop(key), out,
+                              "WorkerDied: the worker process running this task died twice, "
+                              "the second time running it alone (killed by a signal, e.g. the "
+                              "out-of-memory killer, or crashed); the next run of the sweep "
+                              "tries it again")
+        alone = [k for k in started or unfinished if k in todo]
+        warnings.warn(f"a worker process of the sweep died; {len(alone)} task(s) that were "
+                      f"running are retried one at a time, {len(todo) - len(alone)} "
+                      "resubmitted", SweepWarning, stacklevel=2)
+
+
+def _run_remote(pending: dict[str, dict[str, Any]], experiment: str, out: Path,
+                executor: Executor, health: Callable[[], str | None] | None,
+                health_timeout: float) -> Iterator[dict[str, Any]]:
+    """Records of the pending tasks from any executor; ``health`` (if given) is asked while no
+    task finishes, and a problem it reports for ``health_timeout`` seconds ends the sweep."""
+    futures = {executor.submit(run_task, experiment, task, str(out)): key
+               for key, task in pending.items()}
+    not_done = set(futures)
+    stalled_since: float | None = None
+    try:
+        while not_done:
+            done, not_done = wait(not_done, timeout=None if health is None else HEALTH_POLL,
+                                  return_when=FIRST_COMPLETED)
+            for future in done:
+                key = futures[future]
+                try:
+                    yield future.result()
+                except Exception as exc:  # the executor lost the task: recorded, retried later
+                    yield _failed(key, pending[key], out,
+                                  f"{type(exc).__name__}: {exc} (the executor could not run "
+                                  "the task)")
+            if done or health is None:
+                stalled_since = None
+                continue
+            problem = health()
+            if problem is None:
+                if stalled_since is not None:
+                    warnings.warn("the executor can run tasks again; going on", SweepWarning,
+                                  stacklevel=2)
+                stalled_since = None
+            elif stalled_since is None:
+                stalled_since = time.monotonic()
+                warnings.warn(f"{problem}; waiting up to {health_timeout:g} s for one",
+                              SweepWarning, stacklevel=2)
+            elif time.monotonic() - stalled_since >= health_timeout:
+                raise ClusterError(
+                    f"{problem} for {health_timeout:g} s; gave up with {len(not_done)} of "
+                    f"{len(futures)} tasks unfinished (finished tasks are saved: re-run the "
+                    "same sweep to continue)")
+    finally:
+        for future in not_done:
+            future.cancel()
+
+
 def run_sweep(
     spec: SweepSpec,
     out: str | Path,
@@ -199,57 +463,115 @@ def run_sweep(
     executor: Executor | None = None,
     workers: int | None = None,
     progress: bool = False,
+    force: bool = False,
+    health: Callable[[], str | None] | None = None,
+    health_timeout: float = 300.0,
 ) -> list[dict[str, Any]]:
-    """Run every unfinished task of ``spec`` and return all records (finished before + now).
+    """Run every unfinished task of ``spec``; return the record of each task that has one
+    (finished before or now), in task order.
 
     Parameters
     ----------
     spec : SweepSpec
     out : path
-        The sweep folder (``results.jsonl``, ``tasks/``, ``sweep.json``).
+        The sweep folder (``results.jsonl``, ``tasks/``, ``sweep.json``). It must be new or
+        empty, or hold this same sweep (which then resumes); a folder holding another sweep or
+        a run is refused with :class:`~gradflow.folders.FolderOwnedError` unless ``force``.
+        While the sweep runs, this process holds the folder's lock; another process on it gets
+        :class:`~gradflow.folders.FolderBusyError`.
     executor : concurrent.futures.Executor, optional
         Any executor (e.g. ``dask.distributed.Client(address).get_executor()``); only
         ``submit`` is used. Default: a local pool of ``workers`` freshly spawned processes
         with BLAS pinned to one thread each (the variables are set before the workers import
-        NumPy).
+        NumPy); they end when this process dies, and a worker that dies costs only its task.
     workers : int, optional
-        Size of the default pool (default: the number of CPUs).
+        Size of the default pool (default: the number of CPUs); at least 1.
     progress : bool
         Show a progress bar over tasks.
+    force : bool
+        Delete what the folder holds (results, task folders) and start the sweep clean.
+    health : callable () -> str or None, optional
+        For ``executor``: asked every few seconds while no task finishes; returns None while
+        the executor can make progress, else why not (:func:`dask_health`).
+    health_timeout : float
+        Seconds ``health`` may report a problem before the sweep gives up with
+        :class:`ClusterError`.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = out / "sweep.json"
-    description = {"experiment": spec.experiment, "keys": [SweepSpec.key(t) for t in spec.tasks]}
-    if manifest.exists():
-        saved = json.loads(manifest.read_text())
-        if saved.get("experiment") != spec.experiment:
-            raise GradflowError(
-                f"{out} holds a sweep of {saved.get('experiment')!r}, not {spec.experiment!r}"
-            )
-    manifest.write_text(json.dumps(description, indent=2))
-    done = _compact(out)
-    pending = [t for t in spec.tasks if SweepSpec.key(t) not in done]
-    records = list(done.values())
-    if not pending:
-        return records
-    from tqdm.auto import tqdm
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise ArgumentError(f"workers must be a positive integer, got {workers!r}")
+    if not (isinstance(health_timeout, int | float) and health_timeout > 0):
+        raise ArgumentError(f"health_timeout (--worker-timeout) must be a positive number of "
+                            f"seconds, got {health_timeout!r}")
+    out = folders.make_folder(out, "sweep folder")
+    keys = spec.keys()
+    with folders.locked(out):
+        folders.claim_sweep(out, spec.identity(), force=force)
+        done = _compact(out)
+        records = {k: done[k] for k in keys if k in done}
+        pending = {k: t for k, t in zip(keys, spec.tasks, strict=True) if k not in done}
+        if pending:
+            from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(spec.tasks), initial=len(done), unit="task", disable=not progress)
-    own = executor is None
-    with contextlib.ExitStack() as stack:
-        if own:
-            stack.enter_context(_one_blas_thread())
-            executor = stack.enter_context(ProcessPoolExecutor(
-                max_workers=workers, mp_context=multiprocessing.get_context("spawn")))
-        futures = [executor.submit(run_task, spec.experiment, task, str(out)) for task in pending]
-        with (out / RESULTS).open("a") as results:
-            for future in as_completed(futures):
-                record = future.result()
-                results.write(json.dumps(record) + "\n")
-                results.flush()
-                os.fsync(results.fileno())
-                records.append(record)
-                bar.update(1)
-    bar.close()
-    return records
+            with (tqdm(total=len(keys), initial=len(records), unit="task",
+                       disable=not progress) as bar, (out / RESULTS).open("a") as results):
+                with contextlib.ExitStack() as stack:
+                    if executor is None:
+                        stack.enter_context(_one_blas_thread())
+                        source: Iterable[dict[str, Any]] = _run_local(
+                            pending, spec.experiment, out, workers)
+                    else:
+                        source = _run_remote(pending, spec.experiment, out, executor, health,
+                                             health_timeout)
+                    for record in source:
+                        results.write(json.dumps(record) + "\n")
+                        results.flush()
+                        os.fsync(results.fileno())
+                        records[record["key"]] = record
+                        bar.update(1)
+    return [records[k] for k in keys if k in records]
+
+
+def connect_dask(address: str, timeout: float | None = None):
+    """A ``dask.distributed.Client`` of the scheduler at ``address``, connected within
+    ``timeout`` seconds (default :data:`SCHEDULER_CONNECT_TIMEOUT`).
+
+    Raises
+    ------
+    ArgumentError
+        ``address`` is not a scheduler address.
+    ClusterError
+        Nothing answered at ``address`` in time.
+    """
+    try:
+        from dask.distributed import Client
+        from distributed.comm import get_address_host_port, parse_address
+    except ImportError:
+        raise GradflowError("--scheduler needs dask.distributed: pip install "
+                            "'gradflow[dask]'") from None
+    timeout = SCHEDULER_CONNECT_TIMEOUT if timeout is None else timeout
+    try:  # checked before a Client exists: a Client that fails half-built leaves its loop
+        if parse_address(address)[0] != "inproc":
+            get_address_host_port(address)
+        return Client(address, timeout=timeout)
+    except (ValueError, TypeError) as exc:
+        raise ArgumentError(f"scheduler address {address!r} is not usable: {exc}") from None
+    except OSError as exc:
+        raise ClusterError(f"no dask scheduler answered at {address!r} within {timeout:g} s "
+                           f"({exc})") from None
+
+
+def dask_health(client: Any) -> Callable[[], str | None]:
+    """The ``health`` of a dask ``client`` for :func:`run_sweep`: a problem while the scheduler
+    has no workers or does not answer."""
+    address = getattr(client.scheduler, "address", "?")
+
+    def check() -> str | None:
+        try:
+            workers = client.nthreads()
+        except Exception as exc:  # any failure to ask means no usable cluster
+            return f"the dask scheduler at {address} does not answer ({type(exc).__name__}: " \
+                   f"{exc})"
+        return None if workers else f"the dask scheduler at {address} has no workers"
+
+    return check

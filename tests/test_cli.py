@@ -213,3 +213,15 @@ def test_run_that_ends_early_saves_its_partial_trajectory(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "budget max_nfev=2000" in err and "partial.npz" in err
     assert Trajectory.load(out / "partial.npz").t.size >= 1
+
+
+def test_checkpointed_run_stopped_by_its_budget_resumes_with_a_larger_one(tmp_path, capsys):
+    """Work limits are not a run's identity: the same run with a larger max_nfev continues
+    from the checkpoint the budget stop left (not refused as another run, not restarted)."""
+    out = tmp_path / "budget"
+    args = ["run", "cooccurrence", "--out", str(out), "--no-progress", "--checkpoint", *SMALL]
+    assert main([*args, "--set", "max_nfev=150"]) == 2
+    assert "budget max_nfev=150" in capsys.readouterr().err
+    assert main([*args, "--set", "max_nfev=200000"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["solver"]["resumed"] >= 1 and summary["solver"]["status"] == "finished"
