@@ -46,12 +46,14 @@ def one_error_line(capsys):
 # ------------------------------------------------------------------------ B22: OSError
 
 
-def test_out_naming_an_existing_file_is_an_environment_error(tmp_path, capsys):
+def test_out_naming_an_existing_file_is_refused_as_bad_input(tmp_path, capsys):
+    """``--out`` naming a file is a wrong argument (exit 2), checked before anything is
+    written; the file is left alone."""
     path = tmp_path / "taken"
     path.write_text("not a folder")
-    assert run(path) == 1
+    assert run(path) == 2
     line = one_error_line(capsys)
-    assert str(path) in line and "a folder is expected" in line
+    assert str(path) in line and "not a folder" in line
     assert path.read_text() == "not a folder"
 
 
@@ -65,8 +67,9 @@ def test_sweep_out_naming_a_file(tmp_path, capsys):
     sweep = tmp_path / "s.toml"
     sweep.write_text('experiment = "cooccurrence"\n[fixed]\nd = 8\n[grid]\nm = [4]\n')
     (tmp_path / "taken").write_text("")
+    # a wrong argument (exit 2), refused before anything is written
     assert main(["sweep", str(sweep), "--out", str(tmp_path / "taken"), "--workers", "1",
-                 "--no-progress"]) == 1
+                 "--no-progress"]) == 2
     assert str(tmp_path / "taken") in one_error_line(capsys)
 
 
@@ -104,8 +107,9 @@ def test_disk_full_while_writing_the_summary_keeps_the_trajectory(tmp_path, monk
     assert line == f"gradflow: error: {out / 'summary.json'}: No space left on device"
     monkeypatch.undo()
     assert Trajectory.load(out / "trajectory.npz").t[-1] == 10.0  # the work is kept
-    assert sorted(p.name for p in out.iterdir()) == ["run.json", "trajectory.json",
-                                                     "trajectory.npz"]  # no partial file
+    # no partial file (gradflow.lock is the folder's lock, see docs/sweeps.md)
+    assert sorted(p.name for p in out.iterdir()) == ["gradflow.lock", "run.json",
+                                                     "trajectory.json", "trajectory.npz"]
 
 
 def test_disk_full_or_read_only_while_drawing(finished, tmp_path, monkeypatch, capsys):
