@@ -241,23 +241,35 @@ def claim_run(folder: Path, experiment: str, config: dict[str, Any], *, force: b
     never replaced in a folder whose checkpoint belongs to another run: it is written only into
     an empty folder, before any checkpoint exists.
     """
+    if _claim(folder, "run", force, lambda data: run_difference(data, experiment, config),
+              lambda data: True,
+              f"resume it with 'gradflow resume {folder}', choose another --out"):
+        return  # the same run: its run.json stays as it is (never rewritten)
+    write_json_atomic(folder / RUN_FILE, {"experiment": experiment, "config": config})
+
+
+def _claim(folder: Path, own: str, force: bool, difference, same, hint: str) -> bool:
+    """The rules shared by :func:`claim_run` and :func:`claim_sweep`: a folder of the ``own``
+    kind (``"run"`` or ``"sweep"``) whose record has no ``difference`` is kept (True when the
+    record is also the ``same``, so nothing needs writing); any other gradflow folder is
+    refused, or cleared with ``force``; a foreign folder is always refused. Returns whether
+    the record may stay as it is."""
     kind, data = _holds(folder)
-    if kind == "run":
-        problem = run_difference(data, experiment, config)
+    if kind == own:
+        problem = difference(data)
         if problem is not None:
-            _refuse_or_clear(folder, problem, force,
-                             f"resume it with 'gradflow resume {folder}', choose another --out")
+            _refuse_or_clear(folder, problem, force, hint)
         elif force:
             clear(folder)
-        else:
-            return
-    elif kind == "sweep":
-        _refuse_or_clear(folder, "is a sweep folder", force, "choose another --out")
+        elif same(data):
+            return True
+    elif kind in ("run", "sweep"):
+        _refuse_or_clear(folder, f"is a {kind} folder", force, "choose another --out")
     elif kind == "damaged":
         _refuse_or_clear(folder, f"cannot be identified: {data}", force, "choose another --out")
     elif kind == "other":
         raise _foreign(folder, data)
-    write_json_atomic(folder / RUN_FILE, {"experiment": experiment, "config": config})
+    return False
 
 
 def sweep_difference(saved: Any, identity: dict[str, Any]) -> str | None:
@@ -280,19 +292,7 @@ def claim_sweep(folder: Path, identity: dict[str, Any], *, force: bool) -> None:
     """Make the locked ``folder`` the folder of the sweep ``identity`` (experiment, spec hash,
     seed key, task keys), or refuse; the rules of :func:`claim_run`, with ``sweep.json``. The
     same sweep resumes; ``force`` starts it clean."""
-    kind, data = _holds(folder)
-    if kind == "sweep":
-        problem = sweep_difference(data, identity)
-        if problem is not None:
-            _refuse_or_clear(folder, problem, force, "choose another --out")
-        elif force:
-            clear(folder)
-        elif data == identity:
-            return
-    elif kind == "run":
-        _refuse_or_clear(folder, "is a run folder", force, "choose another --out")
-    elif kind == "damaged":
-        _refuse_or_clear(folder, f"cannot be identified: {data}", force, "choose another --out")
-    elif kind == "other":
-        raise _foreign(folder, data)
+    if _claim(folder, "sweep", force, lambda data: sweep_difference(data, identity),
+              lambda data: data == identity, "choose another --out"):
+        return
     write_json_atomic(folder / SWEEP_FILE, identity)
