@@ -26,7 +26,7 @@ Wall time is one thread (BLAS/OpenMP pinned before NumPy is imported), one proce
 in sequence; single-instance runs shorter than 0.5 s are repeated (median of 3). Compare
 ratios, not seconds: the load average at the start and end of each case is printed.
 
-    python scripts/bench_solvers.py [--quick] [--cases NAME,...] [--json PATH]
+    python scripts/bench_solvers.py [--quick] [--cases NAME,...] [--methods M,...] [--json PATH]
 """
 
 from __future__ import annotations
@@ -820,6 +820,8 @@ def main() -> None:
                         "budget 5000 evaluations / 20 s")
     parser.add_argument("--cases", default=None,
                         help=f"comma-separated subset of {', '.join(BUILDERS)}")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated subset of the rows' methods (auto, RK45, …)")
     parser.add_argument("--t-end", type=float, default=1e8)
     parser.add_argument("--max-evals", type=int, default=None, help="default 20000")
     parser.add_argument("--max-wall", type=float, default=None, help="seconds; default 60")
@@ -849,6 +851,8 @@ def main() -> None:
     results = []
     for name in names:
         case = BUILDERS[name](auto, args.quick)
+        if args.methods:
+            case.variants = [v for v in case.variants if v.method in args.methods.split(",")]
         t0 = time.perf_counter()
         result = run_case(case, args.t_end, budget)
         result["seconds"] = time.perf_counter() - t0
