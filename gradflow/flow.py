@@ -165,7 +165,9 @@ class _Meter:
             if value.shape != (size,):
                 raise ArgumentError(f"objective.gradient returned shape {value.shape}, "
                                     f"expected ({size},) (objective.layout.size)")
-            if self.nonfinite_at is None and not np.all(np.isfinite(value)):
+            # one sum instead of an isfinite array: NaN/inf propagate (an overflowing sum of
+            # finite values also flags, which only matters near a blow-up anyway)
+            if self.nonfinite_at is None and not np.isfinite(value.sum()):
                 self.nonfinite_at = float(tau)
             return value
 

@@ -189,27 +189,23 @@ class VectorField:
             self.rate = None
         self.active_names = [k for k in layout.names if rates.get(k, 1.0) > 0]
         self.underflow: GradientUnderflow | None = None  # a trial point's lost direction
-        self.strict = False
         self.active = [layout.slices[k] for k in self.active_names]
 
-    def _scaled_gradient(self, theta: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
-        """The gradient up to one positive factor per block, and the factors' logs (zeros
-        when the objective is no :class:`ScaledObjective`); normalisation removes the
-        factors. Under ``"global"`` the blocks are rescaled to one common factor."""
-        names = list(self.objective.layout.names)
+    def _scaled_gradient(self, theta: np.ndarray) -> np.ndarray:
+        """The gradient up to one positive factor per block (exact when the objective is no
+        :class:`ScaledObjective`); normalisation removes the factors. Under ``"global"`` the
+        blocks are rescaled to one common factor."""
         if not isinstance(self.objective, ScaledObjective):
-            return (np.array(self.objective.gradient(theta), dtype=float),
-                    dict.fromkeys(names, 0.0))
+            return np.array(self.objective.gradient(theta), dtype=float)
         g, log_scales = self.objective.scaled_gradient(theta)
         g = np.array(g, dtype=float)
-        log_scales = {k: float(log_scales[k]) for k in names}
         if self.normalize == "global":  # one common factor: rescale blocks to the largest
-            top = max((log_scales[k] for k in self.active_names), default=0.0)
+            top = max((float(log_scales[k]) for k in self.active_names), default=0.0)
             top = top if np.isfinite(top) else 0.0
+            names = self.objective.layout.names
             for name, s in zip(names, self.block_slices, strict=True):
-                g[s] *= np.exp(log_scales[name] - top)
-            log_scales = dict.fromkeys(names, top)
-        return g, log_scales
+                g[s] *= np.exp(float(log_scales[name]) - top)
+        return g
 
     def direction(self, theta: np.ndarray, strict: bool = False) -> np.ndarray:
         """``R·P(∇L(θ))`` (the descent direction before the sign and the clock factor).
@@ -219,16 +215,15 @@ class VectorField:
         vector is returned: the solver's trial points may lie far ahead of the flow (implicit
         steps grow ∝ t), and only an *accepted* state that underflows ends the run
         (:meth:`check_state`)."""
-        self.strict = strict
         if self.normalize is None:
             g = np.array(self.objective.gradient(theta), dtype=float)
         else:
-            g, log_scales = self._scaled_gradient(theta)
+            g = self._scaled_gradient(theta)
         if self.normalize == "block":
             for name, s in zip(self.objective.layout.names, self.block_slices, strict=True):
                 norm = _norm(g[s])
                 if s in self.active:
-                    self._check_resolved(name, norm, log_scales[name], theta)
+                    self._check_resolved(name, norm, theta, strict)
                 if norm > 0:
                     g[s] /= norm
         elif self.normalize == "global":
@@ -237,20 +232,20 @@ class VectorField:
             else:
                 norm = _norm(np.concatenate([g[s] for s in self.active])) if self.active else 0.0
             if self.active:
-                self._check_resolved("*", norm, log_scales[self.active_names[0]], theta)
+                self._check_resolved("*", norm, theta, strict)
             if norm > 0:
                 g /= norm
         if self.rate is not None:
             g *= self.rate
         return g
 
-    def _check_resolved(self, block: str, norm: float, log_scale: float,
-                        theta: np.ndarray) -> None:
-        """Raise :class:`GradientUnderflow` when a normalised unit's direction is lost: its
-        (scaled) norm below :data:`UNDERFLOW_NORM` — except an exact zero at an ordinary
-        loss value, a stationary unit (see the class notes). ``log_scale`` (the factor the
-        scaled gradient took out) is reported, not judged: only the model knows how
-        precisely it computes an exponentially small gradient."""
+    def _check_resolved(self, block: str, norm: float, theta: np.ndarray,
+                        strict: bool) -> None:
+        """Raise (``strict``) or remember :class:`GradientUnderflow` when a normalised unit's
+        direction is lost: its (scaled) norm below :data:`UNDERFLOW_NORM` — except an exact
+        zero at an ordinary loss value, a stationary unit (see the class notes). Only the
+        scaled norm is judged: only the model knows how precisely it computes an
+        exponentially small gradient."""
         if norm < UNDERFLOW_NORM:
             if norm == 0.0:
                 loss = float(np.real(self.objective.value(theta)))
@@ -259,7 +254,7 @@ class VectorField:
             else:
                 loss = float("nan")  # not needed: a subnormal norm is an underflow whatever L is
             exc = GradientUnderflow(block, float(norm), loss)
-            if self.strict:
+            if strict:
                 raise exc
             if self.underflow is None:
                 self.underflow = exc

@@ -68,12 +68,11 @@ def generator(rng: Any, name: str = "rng") -> np.random.Generator:
         Unless ``rng`` is None, a non-negative integer (or a sequence of them), a
         ``SeedSequence``, a ``BitGenerator`` or a ``Generator``.
     """
-    if not isinstance(rng, bool | np.bool_ | str | bytes):  # default_rng(True) seeds with 1
-        try:
-            return np.random.default_rng(rng)
-        except (TypeError, ValueError):
-            pass
-    raise ArgumentError(
-        f"{name} must be None, a non-negative integer seed or a numpy.random.Generator, got "
-        f"{rng!r}"
-    )
+    message = (f"{name} must be None, a non-negative integer seed or a numpy.random.Generator, "
+               f"got {rng!r}")
+    if isinstance(rng, bool | np.bool_ | str | bytes):  # default_rng(True) seeds with 1
+        raise ArgumentError(message)
+    try:
+        return np.random.default_rng(rng)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(message) from exc
