@@ -19,8 +19,8 @@ from gradflow.flow import METHODS, log_grid, simulate
 from gradflow.gradcheck import GradientCheck, check_gradient, directional_derivative
 from gradflow.layout import Layout
 from gradflow.maxmargin import MaxMarginSolution, solve_max_margin
-from gradflow.model import Model
-from gradflow.objective import ModelObjective, Objective, ScaledObjective
+from gradflow.model import Model, ModelObjective
+from gradflow.objective import Objective, ScaledObjective
 from gradflow.trajectory import Trajectory
 
 __all__ = [

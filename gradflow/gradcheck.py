@@ -222,19 +222,19 @@ def _relative_bar(record: dict[str, Any]) -> float:
 
 
 def _loss_scale(objective: Objective, theta: np.ndarray) -> float:
-    """S = max(|L(θ)|, mean_n |ℓ_n(θ)|): the magnitude the loss's rounding is relative to.
+    """S = max(|L(θ)|, Σ_n |w_n ℓ_n(θ)|): the magnitude the loss's rounding is relative to.
 
-    ``mean |ℓ_n|`` exceeds ``|L|`` when per-sample losses of both signs cancel in the mean
-    (e.g. a signed read-out); losses that cancel *inside* a sample are not visible here, which
+    ``Σ |w_n ℓ_n|`` exceeds ``|L|`` when weighted per-sample losses of both signs cancel in the
+    sum (e.g. a signed read-out); losses that cancel *inside* a sample are not visible here, which
     is why the error bar also has an empirical part (see :func:`check_gradient`).
     """
     value = float(np.real(objective.value(theta)))
     scale = abs(value)
-    sample_losses = getattr(objective, "sample_losses", None)
-    if sample_losses is not None:
-        losses = np.real(np.asarray(sample_losses(theta)))
-        if losses.size and np.all(np.isfinite(losses)):
-            scale = max(scale, float(np.mean(np.abs(losses))))
+    weighted_losses = getattr(objective, "weighted_losses", None)  # optional (Objective notes)
+    if weighted_losses is not None:
+        terms = np.real(np.asarray(weighted_losses(theta)))
+        if terms.size and np.all(np.isfinite(terms)):
+            scale = max(scale, float(np.sum(np.abs(terms))))
     return scale
 
 
@@ -353,8 +353,8 @@ def check_gradient(
     underflow floor ``tiny/h`` (≈ 2e-278 for h = 1e-30), below which ``Im L(θ + ihv) = h·a``
     leaves the normal range. Where it is *not* exact (a loss whose imaginary part cancels) no
     a-priori bound exists; that is what the central difference cross-checks. The central
-    difference's bar is ``u = |D(h) − D(2h)| + κ·ε·S/h`` with ``S = max(|L|, mean|ℓ_n|)``
-    (``objective.sample_losses``), κ = :data:`ROUNDING_FACTOR`: the first term is three times
+    difference's bar is ``u = |D(h) − D(2h)| + κ·ε·S/h`` with ``S = max(|L|, Σ|w_n ℓ_n|)``
+    (``objective.weighted_losses``), κ = :data:`ROUNDING_FACTOR`: the first term is three times
     D(h)'s truncation error when truncation dominates and of the size of its rounding noise
     when that dominates; the second is the rounding of L(θ ± hv) at the loss's scale, a floor
     for an accidental near-equality of D(h) and D(2h). "x agrees with y" below means

@@ -1,58 +1,67 @@
-"""The contract every model of gradflow meets."""
+"""The contract every model of gradflow meets, and the objective that binds one to its data."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, final
 
 import numpy as np
 
 from gradflow.checkpoint import _Hasher
+from gradflow.errors import ArgumentError
 from gradflow.layout import Layout
-from gradflow.objective import ModelObjective
 
-__all__ = ["Model", "Observable"]
+__all__ = ["Model", "ModelObjective", "Observable"]
 
 Observable = Callable[[np.ndarray], Any]
 """A function of the flat parameter vector θ returning a float or an array."""
 
 
 class Model(ABC):
-    """Base class of the models under ``gradflow.models``.
+    """Base class of every model, in-tree (``gradflow/papers/<paper>/model.py``) or a
+    researcher's own; :func:`gradflow.testing.check_model` checks each rule below.
 
-    A new paper's model is added by writing one module under ``gradflow/models/`` that meets
-    this contract:
+    The contract:
 
-    1. A module-level ``make_dataset(..., rng)`` returns a frozen dataclass of arrays (e.g.
-       ``X: (n, L, d)``, ``y: (n,)``), seeded by an explicit ``numpy.random.Generator`` or int.
-    2. A subclass of :class:`Model` whose constructor takes the hyper-parameters (validated,
-       with :class:`~gradflow.errors.ArgumentError` naming the bad one) and any fixed,
-       untrained quantities (drawn from an explicit ``rng``).
+    1. **Typed data.** The model's input is a frozen dataclass of arrays, either a sample set
+       (``<P>Data``, built by ``make_dataset``) or a population (``<P>Task``, built by
+       ``make_task``), defined in the paper's ``data.py``; a random constructor takes ``rng``
+       (a ``numpy.random.Generator`` or an int) as its last argument. The class attribute
+       :attr:`data_type` names that class.
+    2. **Validated hyper-parameters.** The constructor takes the hyper-parameters, checked
+       through :mod:`gradflow.validate` (an :class:`~gradflow.errors.ArgumentError` naming
+       the bad one), and any fixed, untrained quantities (drawn from an explicit ``rng``).
     3. :attr:`layout`: the trained blocks, named as in the paper and the derivation document.
     4. :meth:`init` ``(rng, preset=...)`` returns a flat θ₀; presets are named after the
        paper's initialisations.
-    5. :meth:`sample_losses` ``(params, data)`` returns per-sample losses, shape ``(n,)``,
-       written complex-step safe (use :mod:`gradflow.numerics`; no ``abs``, ``maximum``,
-       ``conj`` or value-dependent branches on the differentiated path). :meth:`loss` is
-       their mean unless the paper weights samples otherwise.
-    6. :meth:`grad` ``(params, data)`` returns the closed-form gradient as a dict of blocks,
-       vectorised over samples and positions (no Python loop over either). It must pass
-       :func:`gradflow.check_gradient` by complex step to ~1e-10 relative, and its
-       derivation is written in ``docs/derivations/<module>.md`` with the code's symbols.
-    7. :meth:`observables` ``(data)`` returns ``{name: f(θ)}`` for the quantities the paper's
-       theorems speak about; named events (e.g. ``phase1_end(data)``) return
-       :class:`gradflow.Event` objects.
-    8. :meth:`check_data` rejects a dataset that does not fit the model, naming the field.
-    9. :meth:`scaled_grad` ``(params, data) -> (blocks, log_scales)`` — optional, with a
-       default: the gradient with one positive factor taken out of each block, block b of
-       the true gradient being ``exp(log_scales[b]) * blocks[b]``. The default is
-       ``(grad, 0)``. A model whose gradient becomes exponentially small (cross-entropy or
-       logistic losses on separable data) overrides it to factor out the largest
-       exponential; normalised flows (``simulate(..., normalize=...)``) then keep their
-       direction after the plain gradient underflows. Without it such a flow ends with
+    5. **The loss.** :meth:`sample_losses` ``(params, data)`` returns the per-sample losses
+       ℓ_n, shape ``(n,)``, and :meth:`sample_weights` ``(data)`` their weights w_n (default
+       ``1/n``: the mean). :meth:`loss` is final: ``L = Σ_n w_n ℓ_n``. ``sample_losses`` must
+       be complex-step safe; on the differentiated path it must not use ``abs``,
+       ``np.maximum``, ``np.conj``, ``np.linalg.norm``, ``.real`` or branches on values
+       (:mod:`gradflow.numerics` has safe forms of what these are usually wanted for).
+    6. :meth:`grad` ``(params, data)`` returns the closed-form gradient of :meth:`loss` as a
+       dict of blocks, vectorised over samples and positions (no Python loop over either). It
+       passes :func:`gradflow.check_gradient` by complex step, and its derivation is written
+       in ``docs/derivations/<paper>.md`` with the code's symbols.
+    7. :meth:`scaled_grad` ``(params, data) -> (blocks, log_scales)``, with a default: the
+       gradient with one positive factor taken out of each block, block b of the true
+       gradient being ``exp(log_scales[b]) * blocks[b]``. The default is ``(grad, 0)``. A model
+       whose gradient becomes exponentially small (cross-entropy or logistic losses on
+       separable data) overrides it to factor out the largest exponential; normalised flows
+       (``simulate(..., normalize=...)``) then keep their direction after the plain gradient
+       underflows. Without it such a flow ends with
        :class:`~gradflow.errors.GradientUnderflowError` instead of freezing.
-    10. :meth:`content_hash` ``(data)`` — with a default: a stable hash of what defines the
+    8. :meth:`observables` ``(data, *, ...)`` returns ``{name: f(θ)}`` for the quantities the
+       paper's theorems speak about; extras (a reference direction, a time) are keyword-only,
+       documented arguments. Named events (e.g. ``phase1_end(data)``) return
+       :class:`gradflow.Event` objects. Observables never integrate a flow or solve an
+       optimisation problem: what needs one is computed in the paper's ``protocol.py`` or
+       ``theory.py`` and passed in.
+    9. :meth:`check_data` rejects foreign data: the type through :attr:`data_type`
+       (:meth:`check_data_type`), then the fields, naming the bad one.
+    10. :meth:`content_hash` ``(data)``, with a default: a stable hash of what defines the
         model and the data, which is what lets a checkpoint folder refuse another model's
         or dataset's run. The default hashes the class's qualified name, every instance
         attribute (arrays by dtype, shape and bytes; numbers, strings, tuples, dicts and
@@ -63,8 +72,13 @@ class Model(ABC):
         attribute it cannot hash (a function, an arbitrary object) is an
         :class:`~gradflow.errors.ArgumentError` naming it, never a hash of its ``repr``.
 
-    :meth:`objective` then binds the model to a dataset for :func:`gradflow.simulate`.
+    No method may modify its ``params`` or ``data`` arguments. :meth:`objective` then binds
+    the model to a dataset for :func:`gradflow.simulate`.
     """
+
+    data_type: ClassVar[type | tuple[type, ...]] = object
+    """The dataclass (or classes) of this model's data (contract rule 1), checked by
+    :meth:`check_data_type`."""
 
     hash_exclude: ClassVar[tuple[str, ...]] = ()
     """Instance attributes :meth:`content_hash` leaves out: caches kept by hand (contract
@@ -98,7 +112,7 @@ class Model(ABC):
     def scaled_grad(
         self, params: dict[str, np.ndarray], data: Any
     ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-        """The gradient with a positive factor taken out of each block (contract rule 9).
+        """The gradient with a positive factor taken out of each block (contract rule 7).
 
         Returns
         -------
@@ -110,9 +124,46 @@ class Model(ABC):
         """
         return self.grad(params, data), dict.fromkeys(self.layout.names, 0.0)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "loss" in cls.__dict__:  # rule 5: weights go through sample_weights instead
+            raise TypeError(f"{cls.__qualname__} overrides Model.loss, which is final "
+                            "(L = Σ w_n ℓ_n); override sample_weights(data) instead")
+
+    def sample_weights(self, data: Any) -> Any:
+        """The weights w_n of the per-sample losses in :meth:`loss` (contract rule 5).
+
+        Returns
+        -------
+        float or ndarray, shape (n,)
+            Default ``1/n`` with n = ``len(sample_losses)``: the loss is the mean. A population
+            model whose "samples" are exact expectation terms returns ``1.0`` (their sum), a
+            weighted dataset its weights.
+        """
+        return None  # the mean: loss() divides by n without materialising the weights
+
+    @final
     def loss(self, params: dict[str, np.ndarray], data: Any) -> Any:
-        """The training loss: the mean of :meth:`sample_losses`."""
-        return np.mean(self.sample_losses(params, data))
+        """The training loss ``L = Σ_n w_n ℓ_n`` (contract rule 5; final)."""
+        losses = self.sample_losses(params, data)
+        weights = self.sample_weights(data)
+        return np.mean(losses) if weights is None else np.sum(weights * losses)
+
+    @final
+    def weighted_losses(self, params: dict[str, np.ndarray], data: Any) -> np.ndarray:
+        """The terms ``w_n ℓ_n`` of :meth:`loss`, shape ``(n,)``."""
+        losses = self.sample_losses(params, data)
+        weights = self.sample_weights(data)
+        return losses / losses.shape[0] if weights is None else weights * losses
+
+    def check_data_type(self, data: Any) -> None:
+        """Raise :class:`~gradflow.errors.ArgumentError` unless ``data`` is a
+        :attr:`data_type` (contract rules 1 and 9)."""
+        if not isinstance(data, self.data_type):
+            kinds = self.data_type if isinstance(self.data_type, tuple) else (self.data_type,)
+            names = " or ".join(k.__name__ for k in kinds)
+            raise ArgumentError(f"data: {type(self).__name__} needs {names}, got "
+                                f"{type(data).__name__}")
 
     def content_hash(self, data: Any) -> str:
         """A stable hash of this model's fixed quantities and of ``data`` (contract rule 10).
@@ -140,3 +191,54 @@ class Model(ABC):
     def objective(self, data: Any) -> ModelObjective:
         """Bind this model to ``data``: the :class:`~gradflow.Objective` to integrate."""
         return ModelObjective(self, data)
+
+
+class ModelObjective:
+    """Bind a model to a dataset, exposing the :class:`~gradflow.Objective` protocol on flat vectors.
+
+    Parameters
+    ----------
+    model : Model
+    data : dataset of that model
+
+    Notes
+    -----
+    Equivalent to ``lambda θ: model.loss(layout.unpack(θ), data)`` with the model's closed-form
+    gradient packed into one vector. The data are validated once, here.
+
+    :attr:`checkpoint_key` is ``model.content_hash(data)``, computed on each use (so data
+    changed in place after binding are not mistaken for the old data).
+    """
+
+    def __init__(self, model: Model, data: Any):
+        model.check_data(data)
+        self.model = model
+        self.data = data
+        self.layout = model.layout
+
+    def __repr__(self) -> str:
+        return f"ModelObjective({self.model!r})"
+
+    @property
+    def checkpoint_key(self) -> str:
+        """The model's :meth:`~gradflow.Model.content_hash` of the data: what a checkpoint
+        folder of this objective is bound to (beside simulate's settings, θ0 and grid)."""
+        return self.model.content_hash(self.data)
+
+    def value(self, theta: np.ndarray) -> Any:
+        return self.model.loss(self.layout.unpack(theta), self.data)
+
+    def weighted_losses(self, theta: np.ndarray) -> np.ndarray:
+        """The terms ``w_n ℓ_n`` whose sum is the loss (optional member of :class:`Objective`)."""
+        return self.model.weighted_losses(self.layout.unpack(theta), self.data)
+
+    def gradient(self, theta: np.ndarray) -> np.ndarray:
+        return self.layout.pack(self.model.grad(self.layout.unpack(theta), self.data))
+
+    def scaled_gradient(self, theta: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """The gradient with each block divided by a positive factor, and the factors' logs
+        (:class:`~gradflow.ScaledObjective`): the model's ``scaled_grad`` (contract rule 7),
+        packed."""
+        blocks, log_scales = self.model.scaled_grad(self.layout.unpack(theta), self.data)
+        return self.layout.pack(blocks), {k: float(log_scales[k]) for k in self.layout.names}
+

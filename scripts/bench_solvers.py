@@ -118,8 +118,8 @@ class Counted:
     def value(self, theta):
         return self.inner.value(theta)
 
-    def sample_losses(self, theta):
-        return self.inner.sample_losses(theta)
+    def weighted_losses(self, theta):
+        return self.inner.weighted_losses(theta)
 
     def gradient(self, theta):
         self._spend()
@@ -414,7 +414,7 @@ class _Quadratic:
     def gradient(self, theta):
         return np.array(theta, dtype=float)
 
-    def sample_losses(self, theta):
+    def weighted_losses(self, theta):
         return np.array([self.value(theta)])
 
 

@@ -58,7 +58,7 @@ class AttentionReadout:
             return np.sum(softmax(scores) * values)
         return softmax_readout(scores, values)
 
-    def sample_losses(self, theta):
+    def weighted_losses(self, theta):
         return np.atleast_1d(self.value(theta))
 
     def gradient(self, theta):
@@ -105,8 +105,8 @@ class Modified:
     def value(self, theta):
         return self.objective.value(theta)
 
-    def sample_losses(self, theta):
-        return self.objective.sample_losses(theta)
+    def weighted_losses(self, theta):
+        return self.objective.weighted_losses(theta)
 
     def gradient(self, theta):
         return self.change(self.layout, np.array(self.objective.gradient(theta)))
@@ -131,7 +131,7 @@ class AbsLoss:
     def value(self, theta):
         return np.sum(np.abs(theta) * self.c)
 
-    def sample_losses(self, theta):
+    def weighted_losses(self, theta):
         return np.abs(theta) * self.c
 
     def gradient(self, theta):

@@ -59,9 +59,6 @@ class LastTokenModel(Model):
         if data.d != self.d:
             raise ArgumentError(f"data embeddings have d={data.d}, the model has d={self.d}")
 
-    def n_samples(self, data: Any) -> int:
-        return data.n
-
     @staticmethod
     def log_attention(data: Any, W: np.ndarray, scale: float = 1.0) -> np.ndarray:
         """log softmax over real positions of the scores x_lᵀ W q / scale, −inf on padding;

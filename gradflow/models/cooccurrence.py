@@ -423,9 +423,6 @@ class CooccurrenceTransformer(Model):
         if self.path == "tokens" and not data.is_one_hot:
             raise ArgumentError("path='tokens' needs one-hot data (tokens with identity embedding)")
 
-    def n_samples(self, data: CooccurrenceData) -> int:
-        return data.n
-
     def _use_tokens(self, data: CooccurrenceData) -> bool:
         return self.path == "tokens" or (self.path == "auto" and data.is_one_hot)
 

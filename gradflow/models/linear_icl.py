@@ -145,9 +145,6 @@ class LinearICLReduced(Model):
         if data.d != self.d:
             raise ArgumentError(f"task has d={data.d}, the model has d={self.d}")
 
-    def n_samples(self, data: LinearICLTask) -> int:
-        return 1
-
     def sample_losses(self, params: dict[str, np.ndarray], data: LinearICLTask) -> np.ndarray:
         """The population loss as a one-element array (it is exact; there are no samples)."""
         Lam, LG = data.Lambda, data.Lambda @ data.Gamma
@@ -249,9 +246,6 @@ class LinearICLFull(Model):
         if data.X.shape[1:] != (self.N, self.d):
             raise ArgumentError(f"prompts must have shape (B, {self.N}, {self.d}), "
                                 f"got {data.X.shape}")
-
-    def n_samples(self, data: PromptSample) -> int:
-        return data.n
 
     def _parts(self, params, data):
         y = np.einsum("bnd,bd->bn", data.X, data.w)

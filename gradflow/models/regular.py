@@ -324,9 +324,9 @@ class RegularTransformer(LastTokenModel):
         """Unweighted logistic losses ℓ(y_n T(X_n)), shape (N,)."""
         return logistic_loss(data.y * self.forward(params, data).f)
 
-    def loss(self, params: dict[str, np.ndarray], data: RegularData) -> Any:
-        """The paper's loss Σ_n w_n ℓ_n (a sum over lengths of per-length means)."""
-        return np.sum(data.weights * self.sample_losses(params, data))
+    def sample_weights(self, data: RegularData) -> np.ndarray:
+        """The paper's weights w_n: the loss is a sum over lengths of per-length means."""
+        return data.weights
 
     def grad(self, params: dict[str, np.ndarray], data: RegularData) -> dict[str, np.ndarray]:
         """Closed-form gradient (``docs/derivations/regular.md``) in token-index form.

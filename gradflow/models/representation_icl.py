@@ -144,9 +144,6 @@ class RepresentationTransformer(Model):
             raise ArgumentError(f"task has (d, K) = {(data.d, data.K)}, the model "
                                 f"{(self.d, self.K)}")
 
-    def n_samples(self, data: RepresentationTask) -> int:
-        return data.K
-
     def attention(self, Q: np.ndarray, data: RepresentationTask) -> np.ndarray:
         """s[h, k] = softmax over the N prompt tokens of Vᵀ Q_h v_k; shape (H, K, N)."""
         V = data.tokens[:, : data.N]
@@ -168,8 +165,9 @@ class RepresentationTransformer(Model):
         extra = np.where(np.arange(data.K) >= data.N, mt, 0.0)
         return 0.5 * (np.sum(err_f * err_f, axis=0) + mt * np.sum(err_a * err_a, axis=0) + extra)
 
-    def loss(self, params: dict[str, np.ndarray], data: RepresentationTask) -> Any:
-        return np.sum(self.sample_losses(params, data))
+    def sample_weights(self, data: RepresentationTask) -> float:
+        """1: the population loss is the sum of the per-token terms."""
+        return 1.0
 
     def optimal_loss(self, data: RepresentationTask) -> float:
         """inf L, attained at a_k = a_k* (reachable when the heads' softmax vectors span R^N)."""

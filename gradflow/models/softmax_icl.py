@@ -169,9 +169,6 @@ class FeatureICL(Model):
         if data.K != self.K:
             raise ArgumentError(f"task has K={data.K} features, the model K={self.K}")
 
-    def n_samples(self, data: FeatureTask) -> int:
-        return self.K
-
     def attention(self, S: np.ndarray, data: FeatureTask) -> tuple[np.ndarray, np.ndarray]:
         """Attention mass per feature ``a[k, n, c]`` (query k, key feature n, count vector c)
         and the query's own mass ``a_q[k, c]`` (0 unless the query is in the softmax).
@@ -200,8 +197,9 @@ class FeatureICL(Model):
         """p_k L_k per query feature, shape (K,); their sum is the population loss."""
         return data.p * self.per_query_losses(params, data)
 
-    def loss(self, params: dict[str, np.ndarray], data: FeatureTask) -> Any:
-        return np.sum(self.sample_losses(params, data))
+    def sample_weights(self, data: FeatureTask) -> float:
+        """1: the population loss is the sum of the per-query terms p_k L_k."""
+        return 1.0
 
     def grad(self, params: dict[str, np.ndarray], data: FeatureTask) -> dict[str, np.ndarray]:
         """∂L/∂s_mk = p_k E_c[a_m((a_m − δ_mk) − Σ_n a_n(a_n − δ_nk))
@@ -305,9 +303,6 @@ class BalancedICL(Model):
     def check_data(self, data: Any) -> None:
         if data is not None:
             raise ArgumentError("BalancedICL carries its own (K, N); pass data=None")
-
-    def n_samples(self, data: Any) -> int:
-        return 1
 
     def _parts(self, A):
         """a_j and o_j = e^{2B} E[Σ_{n≠k} c_n² | j]/Z_j², written with Z_j e^{−A}
