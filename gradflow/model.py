@@ -194,7 +194,7 @@ class Model(ABC):
 
 
 class ModelObjective:
-    """Bind a model to a dataset, exposing the :class:`~gradflow.Objective` protocol on flat vectors.
+    """Bind a model to a dataset: the :class:`~gradflow.Objective` protocol on flat vectors.
 
     Parameters
     ----------

@@ -56,7 +56,8 @@ class ScaledObjective(Objective, Protocol):
     Normalised flows use :meth:`scaled_gradient` instead of ``gradient``: dividing by the
     norm removes the factor, so the direction stays defined after the plain gradient
     underflows (cross-entropy on separable data, late in training). Every
-    ``model.objective(data)`` (a :class:`gradflow.ModelObjective`) is one (the model's ``scaled_grad`` has a default).
+    ``model.objective(data)`` (a :class:`gradflow.ModelObjective`) is one: the model's
+    ``scaled_grad`` has a default.
     """
 
     def scaled_gradient(self, theta: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
