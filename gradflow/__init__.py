@@ -15,6 +15,7 @@ from gradflow.errors import (
     StiffnessError,
 )
 from gradflow.events import Event
+from gradflow.experiment import Experiment
 from gradflow.flow import METHODS, log_grid, simulate
 from gradflow.gradcheck import GradientCheck, check_gradient, directional_derivative
 from gradflow.layout import Layout
@@ -30,6 +31,7 @@ __all__ = [
     "BudgetExceededError",
     "CheckpointError",
     "Event",
+    "Experiment",
     "GradflowError",
     "GradientCheck",
     "GradientUnderflowError",

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from gradflow import experiments, folders
+from gradflow import folders, registry
 from gradflow.errors import (
     CheckpointError,
     GradflowError,
@@ -20,7 +20,7 @@ from gradflow.errors import (
     ObservableError,
     SolverError,
 )
-from gradflow.experiments.base import load_config_file, parse_assignments, read_json
+from gradflow.experiment import load_config_file, parse_assignments, read_json
 from gradflow.folders import FolderBusyError
 from gradflow.gradcheck import check_gradient
 from gradflow.sweep import ClusterError, SweepWarning
@@ -29,7 +29,7 @@ __all__ = ["main"]
 
 
 def _config(args: argparse.Namespace) -> dict:
-    experiment = experiments.get(args.name)
+    experiment = registry.get(args.name)
     overrides = load_config_file(args.config) if args.config else {}
     overrides.update(parse_assignments(args.set))
     return experiment.config(overrides)
@@ -72,7 +72,7 @@ def _folder_command(command: Callable[[argparse.Namespace], int]):
 def _execute(name: str, config: dict, out: Path, progress: bool) -> int:
     """Run (or resume) ``name`` into ``out``, whose lock the caller holds and which it has
     claimed for this run (so ``run.json`` already names it)."""
-    experiment = experiments.get(name)
+    experiment = registry.get(name)
     try:
         summary = experiment.run(config, out, progress)
     except (SolverError, NonFiniteError, ObservableError) as exc:
@@ -91,7 +91,7 @@ def _execute(name: str, config: dict, out: Path, progress: bool) -> int:
 
 @_folder_command
 def _run(args: argparse.Namespace) -> int:
-    experiment = experiments.get(args.name)
+    experiment = registry.get(args.name)
     overrides = load_config_file(args.config) if args.config else {}
     overrides.update(parse_assignments(args.set))
     if args.checkpoint:
@@ -101,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
     config = experiment.config(overrides)
     out = folders.make_folder(args.out or Path("runs") / args.name, "--out")
     with folders.locked(out):
-        folders.claim_run(out, args.name, config, force=args.force)
+        folders.claim_run(out, args.name, config, force=args.force, validate=experiment.config)
         return _execute(args.name, config, out, not args.no_progress)
 
 
@@ -119,7 +119,7 @@ def _resume(args: argparse.Namespace) -> int:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise GradflowError(f"{out} has no readable {RUN_FILE}: not a gradflow run folder "
                                 f"({exc})") from None
-        config = experiments.get(name).config(config)  # validated again
+        config = registry.get(name).config(config)  # validated again
         return _execute(name, config, out, not args.no_progress)
 
 
@@ -153,7 +153,7 @@ def _sweep_plot(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    for name, experiment in experiments.REGISTRY.items():
+    for name, experiment in registry.REGISTRY.items():
         print(f"{name}: {experiment.description}")
         for p in experiment.parameters:
             extra = f" (choices: {', '.join(map(str, p.choices))})" if p.choices else ""
@@ -168,7 +168,7 @@ CHECK_GRAD_EXIT = {"ok": 0, "mismatch": 1, "unresolved": 3, "zero": 3}
 def _check_grad(args: argparse.Namespace) -> int:
     import numpy as np
 
-    experiment = experiments.get(args.name)
+    experiment = registry.get(args.name)
     objective, theta0 = experiment.objective(_config(args))
     if args.perturb:
         # a block whose gradient vanishes at the initialisation (e.g. a read-out started at 0
@@ -185,10 +185,10 @@ def _plot(args: argparse.Namespace) -> int:
     if not summary_file.is_file():
         raise GradflowError(f"{out} holds no summary.json: not a gradflow run folder")
     name = read_json(summary_file).get("experiment")
-    if not isinstance(name, str) or name not in experiments.REGISTRY:
+    if not isinstance(name, str) or name not in registry.REGISTRY:
         raise CheckpointError(f"{summary_file} names no known experiment (got {name!r}); "
-                              f"available: {sorted(experiments.REGISTRY)}")
-    for path in experiments.get(name).plot(out):
+                              f"available: {sorted(registry.REGISTRY)}")
+    for path in registry.get(name).plot(out):
         print(f"wrote {path}")
     return 0
 

@@ -19,7 +19,7 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -205,19 +205,19 @@ def _foreign(folder: Path, names: list[str]) -> FolderOwnedError:
         f"empty folder (--force only discards gradflow run and sweep folders)")
 
 
-def run_difference(saved: Any, experiment: str, config: dict[str, Any]) -> str | None:
+def run_difference(saved: Any, experiment: str, config: dict[str, Any],
+                   validate: Callable[[dict[str, Any]], dict[str, Any]]) -> str | None:
     """None if the run record ``saved`` (a ``run.json``) is the run (experiment, config), else
-    what differs. Both configs are compared after validation, so a record written before a
-    parameter was added still matches its defaults."""
-    from gradflow import experiments
-
+    what differs. Both configs are compared after validation (``validate``: the experiment's
+    ``Experiment.config``), so a record written before a parameter was added still matches its
+    defaults."""
     if not (isinstance(saved, dict) and isinstance(saved.get("experiment"), str)
             and isinstance(saved.get("config"), dict)):
         return f"holds a {RUN_FILE} that is not a gradflow run record"
     if saved["experiment"] != experiment:
         return f"holds a run of {saved['experiment']!r}, not of {experiment!r}"
     try:
-        old = experiments.get(experiment).config(saved["config"])
+        old = validate(saved["config"])
     except GradflowError as exc:
         return f"holds a run of {experiment!r} whose config is no longer valid ({exc})"
     # work limits are not identity: a rerun with a larger budget resumes the same run
@@ -230,7 +230,8 @@ def run_difference(saved: Any, experiment: str, config: dict[str, Any]) -> str |
             + (f"; {len(differ) - 4} more" if len(differ) > 4 else "") + ")")
 
 
-def claim_run(folder: Path, experiment: str, config: dict[str, Any], *, force: bool) -> None:
+def claim_run(folder: Path, experiment: str, config: dict[str, Any], *, force: bool,
+              validate: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
     """Make the locked ``folder`` the folder of this run, or refuse.
 
     An empty folder gets ``run.json``. A folder holding the same run (experiment and validated
@@ -241,7 +242,7 @@ def claim_run(folder: Path, experiment: str, config: dict[str, Any], *, force: b
     never replaced in a folder whose checkpoint belongs to another run: it is written only into
     an empty folder, before any checkpoint exists.
     """
-    if _claim(folder, "run", force, lambda data: run_difference(data, experiment, config),
+    if _claim(folder, "run", force, lambda data: run_difference(data, experiment, config, validate),
               lambda data: True,
               f"resume it with 'gradflow resume {folder}', choose another --out"):
         return  # the same run: its run.json stays as it is (never rewritten)

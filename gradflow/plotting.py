@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from gradflow.errors import CheckpointError, GradflowError
+from gradflow.experiment import read_json
 
 __all__ = ["FIGURE_LOCK", "draw_figures", "field", "load_trajectory", "save", "serialized"]
 
@@ -146,3 +147,27 @@ def field(data: Mapping[str, Any], path: str | Path, *keys: str) -> Any:
             )
         value = value[key]
     return value
+
+
+@serialized
+def panel_figure(path: Path, panels: Sequence[Callable[[Any], None]]) -> list[Path]:
+    """Draw ``panels``: a list of callables, each drawing into one axis (the figure is skipped
+    with a warning when it cannot be drawn)."""
+    from matplotlib.figure import Figure
+
+    def draw_all() -> Path:
+        fig = Figure(figsize=(5.4 * len(panels), 4.3))
+        axes = fig.subplots(1, len(panels), squeeze=False)
+        for ax, draw in zip(axes[0], panels, strict=True):
+            draw(ax)
+        return save(fig, path, dpi=120)
+
+    return draw_figures([(path.name, draw_all)])
+
+
+def read_summary(out: Path, *keys: tuple[str, ...]) -> dict[str, Any]:
+    """The run's summary.json, checked to hold ``keys`` (each a path of nested keys)."""
+    summary = read_json(out / "summary.json")
+    for path in keys:
+        field(summary, out / "summary.json", *path)
+    return summary

@@ -124,7 +124,7 @@ def load_sweep(source: str | Path | Mapping[str, Any]) -> SweepSpec:
     runs, so a bad key or value fails the whole sweep at once, naming the file and the key.
     A parameter may be set in one place only: ``[fixed]``, ``[grid]`` or ``seed_key``.
     """
-    from gradflow import experiments
+    from gradflow import registry
 
     if isinstance(source, Mapping):
         data, where = dict(source), "sweep"
@@ -139,7 +139,7 @@ def load_sweep(source: str | Path | Mapping[str, Any]) -> SweepSpec:
     if not isinstance(data["experiment"], str):
         raise ArgumentError(f"{where}: 'experiment' must be a string naming an experiment, got "
                             f"{data['experiment']!r}")
-    experiment = experiments.get(data["experiment"])
+    experiment = registry.get(data["experiment"])
     tables = {}
     for table in ("fixed", "grid"):
         value = data.get(table, {})
@@ -208,7 +208,7 @@ def run_task(experiment_name: str, config: dict[str, Any], out: str) -> dict[str
     folder still locked by a live process, e.g. a task of a killed sweep still running on a
     dask worker, is such an error: the next run of the sweep tries again).
     """
-    from gradflow import experiments
+    from gradflow import registry
 
     key = SweepSpec.key(config)
     folder = Path(out) / "tasks" / key
@@ -218,7 +218,7 @@ def run_task(experiment_name: str, config: dict[str, Any], out: str) -> dict[str
         with folders.locked(folder):
             with (folder / "runs.log").open("a") as log:  # one line per attempt
                 log.write(_attempt_line())
-            summary = experiments.get(experiment_name).run(config, folder, False)
+            summary = registry.get(experiment_name).run(config, folder, False)
         record.update(status="ok", summary=_scalars(summary), error=None)
     except Exception as exc:  # recorded, so the sweep goes on
         record.update(status="error", summary=None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,22 @@ class Trajectory:
         if self.theta is None or self.layout is None:
             raise ArgumentError("this trajectory stored no states or no layout")
         return self.layout.block(self.theta, name)
+
+    def with_observables(self, **derived: np.ndarray) -> Trajectory:
+        """A copy with further observables computed after the run (``self`` is unchanged).
+
+        Parameters
+        ----------
+        **derived : ndarray, shape (n_rec, ...)
+            One value per record time; a name already recorded is an error.
+        """
+        for name, values in derived.items():
+            if name in self.observables:
+                raise ArgumentError(f"observable {name!r} is already recorded")
+            if np.shape(values)[:1] != self.t.shape:
+                raise ArgumentError(f"derived observable {name!r} has shape "
+                                    f"{np.shape(values)}; needs {self.t.size} records first")
+        return replace(self, observables={**self.observables, **derived})
 
     def value_at(self, name: str, t: float) -> np.ndarray:
         """The recorded observable ``name`` at the record time nearest to ``t``."""

@@ -14,7 +14,7 @@ import numpy as np
 from benchutil import markdown_table, median_time, write_json
 
 import gradflow
-from gradflow.models import cooccurrence as cooc
+from gradflow.papers import cooccurrence as cooc
 
 
 def gradient_costs(rounds: int) -> list[dict]:

@@ -15,14 +15,14 @@ import numpy as np
 from benchutil import markdown_table, median_time, write_json
 
 import gradflow
-from gradflow.models import linear_icl as li
-from gradflow.models import representation_icl as rp
-from gradflow.models import softmax_icl as sm
-from gradflow.theory import linear_icl as zfb
+from gradflow.papers import linear_icl as li
+from gradflow.papers import representation_icl as rp
+from gradflow.papers import softmax_icl as sm
+from gradflow.papers.linear_icl import theory as zfb
 
 
 def zfb_case():
-    task = li.make_dataset(4, 10, "random", rng=4)
+    task = li.make_task(4, 10, "random", rng=4)
     model = li.LinearICLReduced(4)
     theta0 = model.init(rng=1, task=task)
     U, u = zfb.limit(task)
@@ -45,7 +45,7 @@ def hcl_case(scalar: bool):
         objective, theta0, rates = model.objective(None), model.init(), {"A": model.rate}
     else:
         model = sm.FeatureICL(K)
-        task = sm.make_dataset(K, 4 * K, mean_field=True)
+        task = sm.make_task(K, 4 * K, mean_field=True)
         objective, theta0, rates = model.objective(task), model.init(), None
     stop = gradflow.Event("loss_1e-4", lambda th: objective.value(th) - 1e-4, terminal=True)
 
@@ -59,7 +59,7 @@ def hcl_case(scalar: bool):
 
 
 def yhlc_case():
-    task = rp.make_dataset(rng=0)
+    task = rp.make_task(rng=0)
     model = rp.RepresentationTransformer(task.d, task.K, 8)
     gap = model.observables(task)["gap"]
     stop = gradflow.Event("gap_1e-12", lambda th: gap(th) - 1e-12, terminal=True)

@@ -14,8 +14,8 @@ import numpy as np
 from benchutil import markdown_table, median_time, write_json
 
 from gradflow.maxmargin import solve_max_margin
-from gradflow.models import ntp
-from gradflow.theory import ntp as theory
+from gradflow.papers import ntp
+from gradflow.papers.ntp import theory as theory
 
 
 def two_stage_costs(rounds: int) -> list[dict]:

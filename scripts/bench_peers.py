@@ -40,10 +40,10 @@ import numpy as np  # noqa: E402
 from benchutil import markdown_table, median_time, write_json  # noqa: E402
 
 import gradflow  # noqa: E402
-from gradflow.models import cooccurrence as cooc  # noqa: E402
-from gradflow.models import ntp  # noqa: E402
-from gradflow.models import regular as rg  # noqa: E402
-from gradflow.models import softmax_icl as sm  # noqa: E402
+from gradflow.papers import cooccurrence as cooc  # noqa: E402
+from gradflow.papers import ntp  # noqa: E402
+from gradflow.papers import regular as rg  # noqa: E402
+from gradflow.papers import softmax_icl as sm  # noqa: E402
 
 CASES = ["paper", "small", "ntp", "even_pairs", "hcl"]
 
@@ -153,7 +153,7 @@ def hcl_case(T: float) -> Case:
     """HCL softmax ICL, imbalanced features (K = 4, N = 40, p = .55/.15/.15/.15): the exact
     population loss over all 12,341 count vectors, flow of S from 0 to T."""
     p = np.array([0.55, 0.15, 0.15, 0.15])
-    task = sm.make_dataset(4, 40, p)
+    task = sm.make_task(4, 40, p)
     model = sm.FeatureICL(4)
     objective = model.objective(task)
 

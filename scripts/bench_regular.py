@@ -13,7 +13,7 @@ import argparse
 from benchutil import markdown_table, median_time, write_json
 
 import gradflow
-from gradflow.models import regular as rg
+from gradflow.papers import regular as rg
 
 
 def main() -> None:

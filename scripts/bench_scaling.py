@@ -17,7 +17,7 @@ import numpy as np
 from benchutil import markdown_table, median_time, write_json
 
 import gradflow
-from gradflow.models import cooccurrence as cooc
+from gradflow.papers import cooccurrence as cooc
 
 BASE = dict(d=64, L=5, n=60, m=128, m1=256)
 REPS = 20

@@ -52,16 +52,17 @@ from benchutil import markdown_table, median_time, write_json  # noqa: E402
 import gradflow  # noqa: E402
 from gradflow import flow  # noqa: E402
 from gradflow.errors import ArgumentError, GradflowError  # noqa: E402
-from gradflow.experiments import cooccurrence as cooc_exp  # noqa: E402
-from gradflow.experiments import icl as icl_exp  # noqa: E402
-from gradflow.experiments import ntp as ntp_exp  # noqa: E402
-from gradflow.experiments import regular as reg_exp  # noqa: E402
-from gradflow.models import linear_icl as li  # noqa: E402
-from gradflow.models import ntp  # noqa: E402
-from gradflow.models import regular as rg  # noqa: E402
-from gradflow.models import representation_icl as rp  # noqa: E402
-from gradflow.models import softmax_icl as sm  # noqa: E402
 from gradflow.objective import ScaledObjective  # noqa: E402
+from gradflow.papers import linear_icl as li  # noqa: E402
+from gradflow.papers import ntp  # noqa: E402
+from gradflow.papers import regular as rg  # noqa: E402
+from gradflow.papers import representation_icl as rp  # noqa: E402
+from gradflow.papers import softmax_icl as sm  # noqa: E402
+from gradflow.papers.cooccurrence import experiment as cooc_exp  # noqa: E402
+from gradflow.papers.ntp import experiment as ntp_exp  # noqa: E402
+from gradflow.papers.regular import experiment as reg_exp  # noqa: E402
+from gradflow.papers.representation_icl import experiment as rep_exp  # noqa: E402
+from gradflow.papers.softmax_icl import experiment as icl_exp  # noqa: E402
 from gradflow.trajectory import to_jsonable  # noqa: E402
 
 METHOD_ORDER = ("RK45", "DOP853", "RK23", "LSODA", "BDF", "Radau")
@@ -317,7 +318,7 @@ def case_icl_imbalanced(N: int | None, auto: bool, quick: bool) -> Case:
     config = icl_exp.ICL_IMBALANCED.config({} if N is None else {"N": N})
     K = config["K"]
     p = np.array([config["p_dominant"], *[(1 - config["p_dominant"]) / (K - 1)] * (K - 1)])
-    task = sm.make_dataset(K, config["N"], p, include_query=config["include_query"])
+    task = sm.make_task(K, config["N"], p, include_query=config["include_query"])
     model = sm.FeatureICL(K)
     return Case("icl_imbalanced" + ("_paper" if N is None else ""),
                 f"FeatureICL(K={K}), N = {config['N']}, p = "
@@ -329,8 +330,8 @@ def case_icl_imbalanced(N: int | None, auto: bool, quick: bool) -> Case:
 
 
 def case_icl_representations(auto: bool, quick: bool) -> Case:
-    config = icl_exp.ICL_REPRESENTATIONS.config()
-    task = rp.make_dataset(config["d"], config["K"], config["N"], config["m"], config["tau"],
+    config = rep_exp.ICL_REPRESENTATIONS.config()
+    task = rp.make_task(config["d"], config["K"], config["N"], config["m"], config["tau"],
                            rng=config["seed"])
     Hs = config["H_values"][:1] if quick else config["H_values"]
     insts = []
@@ -347,7 +348,7 @@ def case_icl_representations(auto: bool, quick: bool) -> Case:
 
 
 def case_linear_icl(auto: bool, quick: bool) -> Case:
-    task = li.make_dataset(4, 10, "random", rng=4)
+    task = li.make_task(4, 10, "random", rng=4)
     model = li.LinearICLReduced(4)
     inst = Instance("d=4, N=10", model.objective(task), model.init(rng=1, task=task))
     return Case("linear_icl", "ZFB reduced population flow LinearICLReduced(4), N = 10, random "

@@ -222,7 +222,7 @@ def test_observables_overflowing_to_inf_are_drawn(finished, tmp_path, capsys):
 
 def test_a_figure_that_cannot_be_drawn_is_skipped_with_a_warning(tmp_path, monkeypatch,
                                                                  capsys):
-    from gradflow.experiments import cooccurrence_figures
+    from gradflow.papers.cooccurrence import figures as cooccurrence_figures
 
     def broken(traj, path):
         raise ValueError("cannot draw this")
@@ -262,7 +262,7 @@ def test_sizes_that_only_together_exceed_the_memory_limit(capsys, monkeypatch):
     line = one_error_line(capsys)
     assert "parameters 'd', 'm', 'm1'" in line and "of memory" in line
     assert "GRADFLOW_MEMORY_LIMIT_GB" in line
-    from gradflow.experiments import get
+    from gradflow.registry import get
 
     monkeypatch.setenv("GRADFLOW_MEMORY_LIMIT_GB", "0.001")  # 1 MiB: the default is more
     with pytest.raises(ArgumentError, match="more than the limit of"):
@@ -282,15 +282,15 @@ def test_sizes_that_only_together_exceed_the_memory_limit(capsys, monkeypatch):
      ("icl_representations", {"K": 10**6, "m": 10**5}, "'m', 'K'")],
 )
 def test_every_experiment_bounds_its_memory(name, overrides, match):
-    from gradflow.experiments import get
+    from gradflow.registry import get
 
     with pytest.raises(ArgumentError, match=match):
         get(name).config(overrides)
 
 
 def test_integer_conversion_is_exact_and_int64_bounded():
-    from gradflow.experiments import get
-    from gradflow.experiments.base import Parameter
+    from gradflow.experiment import Parameter
+    from gradflow.registry import get
 
     config = get("cooccurrence").config({"init_seed": "9007199254740993"})
     assert config["init_seed"] == 9007199254740993  # seeds: exact, unbounded
@@ -341,7 +341,7 @@ def test_icl_balanced_K_values_that_cannot_be_fitted(values, match, capsys):
 
 
 def test_no_power_law_fit_over_too_few_points(tmp_path, capsys):
-    from gradflow.experiments.icl import fit_K_squared
+    from gradflow.papers.softmax_icl.theory import fit_K_squared
 
     with pytest.raises(ArgumentError, match="2 distinct K"):
         fit_K_squared(np.array([4, 4, 4]), np.array([1.0, 1.0, 1.0]))
@@ -372,7 +372,7 @@ def test_ntp_prints_no_slope_fitted_over_one_record(tmp_path, capsys):
 def test_hand_built_data_whose_tokens_disagree_with_X():
     import dataclasses
 
-    from gradflow.models import cooccurrence as cooc
+    from gradflow.papers import cooccurrence as cooc
 
     data = cooc.make_dataset(d=16, L=5, counts=(6, 2, 2, 2), rng=0)
     model = cooc.CooccurrenceTransformer(d=16, m=8, m1=16, rng=0)
@@ -397,7 +397,7 @@ def test_hand_built_data_whose_tokens_disagree_with_X():
      (lambda c: c.make_dataset(L=float("inf")), "^L must be an integer >= 3")],
 )
 def test_model_arguments_are_named(build, match):
-    from gradflow.models import cooccurrence
+    from gradflow.papers import cooccurrence
 
     with pytest.raises(ArgumentError, match=match):
         build(cooccurrence)
@@ -415,7 +415,7 @@ def test_layout_refuses_fractional_dimensions():
 
 
 def test_ntp_tokens_must_be_integers():
-    from gradflow.models import ntp
+    from gradflow.papers import ntp
 
     base = ntp.fixture()
     sentences = [base.sentence(i) for i in range(base.n)]

@@ -15,12 +15,12 @@ from numpy.testing import assert_array_equal
 import gradflow
 from gradflow import ArgumentError, CheckpointError, Event, Layout, Trajectory, simulate
 from gradflow.checkpoint import content_hash, load_npz
-from gradflow.models import cooccurrence as cooc
-from gradflow.models import linear_icl as li
-from gradflow.models import ntp
-from gradflow.models import regular as rg
-from gradflow.models import representation_icl as rp
-from gradflow.models import softmax_icl as sm
+from gradflow.papers import cooccurrence as cooc
+from gradflow.papers import linear_icl as li
+from gradflow.papers import ntp
+from gradflow.papers import regular as rg
+from gradflow.papers import representation_icl as rp
+from gradflow.papers import softmax_icl as sm
 
 # --------------------------------------------------------------------------- identity (B1)
 
@@ -38,13 +38,13 @@ MODELS = {
     "ntp": lambda: (ntp.NTPTransformer(16), ntp.random_instance(rng=3, K=16)),
     "even_pairs": lambda: (rg.RegularTransformer(rg.even_pairs(4).d), rg.even_pairs(4)),
     "parity_cot": lambda: (rg.RegularTransformer(rg.parity_cot(3).d, lam=1.5), rg.parity_cot(3)),
-    "linear_icl": lambda: (li.LinearICLReduced(3), li.make_dataset(3, 10, "random", rng=3)),
+    "linear_icl": lambda: (li.LinearICLReduced(3), li.make_task(3, 10, "random", rng=3)),
     "linear_icl_full": lambda: (li.LinearICLFull(2, 4),
-                                li.sample_prompts(li.make_dataset(2, 4, rng=1), 8, rng=2)),
-    "feature_icl": lambda: (sm.FeatureICL(3), sm.make_dataset(3, 6, [0.5, 0.3, 0.2])),
+                                li.sample_prompts(li.make_task(2, 4, rng=1), 8, rng=2)),
+    "feature_icl": lambda: (sm.FeatureICL(3), sm.make_task(3, 6, [0.5, 0.3, 0.2])),
     "balanced_icl": lambda: (sm.BalancedICL(3, 12), None),
     "representation_icl": lambda: (rp.RepresentationTransformer(4, 6, 2),
-                                   rp.make_dataset(4, 6, 3, 3, rng=1)),
+                                   rp.make_task(4, 6, 3, 3, rng=1)),
 }
 
 

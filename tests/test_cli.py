@@ -9,7 +9,7 @@ from test_gradcheck import AttentionReadout, Modified
 
 from gradflow import ArgumentError, Trajectory, cli
 from gradflow.cli import main
-from gradflow.experiments import REGISTRY, get
+from gradflow.registry import REGISTRY, get
 
 SMALL = ["--set", "d=16", "--set", "m=8", "--set", "m1=8", "--set", "counts=6,2,2,2",
          "--set", "t_end=1e3", "--set", "per_decade=5"]
@@ -85,7 +85,7 @@ def test_check_grad_exit_codes(monkeypatch, capsys, case, code, verdict):
     theta = objective.theta()
     if case == "times_two":
         objective = Modified(objective, lambda layout, g: 2 * g)
-    monkeypatch.setattr(cli.experiments, "get", lambda name: fake_experiment(objective, theta))
+    monkeypatch.setattr(cli.registry, "get", lambda name: fake_experiment(objective, theta))
     assert main(["check-grad", "attention"]) == code
     assert capsys.readouterr().out.splitlines()[0].endswith(": " + verdict)
 

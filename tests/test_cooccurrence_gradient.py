@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose
 
 import gradflow
 from gradflow import ArgumentError
-from gradflow.models import cooccurrence as cooc
+from gradflow.papers import cooccurrence as cooc
 
 # (d, L, counts, m, m1, s0_mult, s1_mult): several shapes; s0_mult large enough that attention
 # is far from uniform (checked below), so the softmax backward pass is really exercised.

@@ -14,10 +14,10 @@ import pytest
 from numpy.testing import assert_allclose
 
 import gradflow
-from gradflow.experiments.cooccurrence import record_grid
-from gradflow.models import cooccurrence as cooc
 from gradflow.numerics import sigmoid
-from gradflow.theory import cooccurrence as theory
+from gradflow.papers import cooccurrence as cooc
+from gradflow.papers.cooccurrence import theory as theory
+from gradflow.papers.cooccurrence.protocol import record_grid
 
 SEEDS = [0, 1, 2]
 

@@ -15,8 +15,8 @@ import pytest
 
 from gradflow import ArgumentError, GradientCheck, Layout, check_gradient
 from gradflow.gradcheck import VERDICTS
-from gradflow.models import cooccurrence as cooc
 from gradflow.numerics import log_softmax, softmax, softmax_readout
+from gradflow.papers import cooccurrence as cooc
 
 
 class AttentionReadout:

@@ -8,11 +8,11 @@ from reference_gradients import feature_icl_grad
 
 import gradflow
 from gradflow import ArgumentError
-from gradflow.experiments.icl import fit_K_squared
-from gradflow.models import linear_icl as li
-from gradflow.models import representation_icl as rp
-from gradflow.models import softmax_icl as sm
-from gradflow.theory import linear_icl as zfb
+from gradflow.papers import linear_icl as li
+from gradflow.papers import representation_icl as rp
+from gradflow.papers import softmax_icl as sm
+from gradflow.papers.linear_icl import theory as zfb
+from gradflow.papers.softmax_icl.theory import fit_K_squared
 
 # ------------------------------------------------------------------------------- ZFB
 
@@ -22,7 +22,7 @@ def test_zfb_gradient_and_exact_limit(d):
     """Complex step ≤ 1e-10, central ≤ 1e-6; the flow from Assumption 3.3's init (σ = half the
     bound, random SPD Λ) reaches Theorem 4.1's closed-form limit to < 1e-8 relative (measured
     1e-12) with u² − ‖U‖_F² drifting < 1e-9 (measured 5e-11), and the loss reaches L*."""
-    task = li.make_dataset(d, 10, "random", rng=d)
+    task = li.make_task(d, 10, "random", rng=d)
     model = li.LinearICLReduced(d)
     objective = model.objective(task)
     theta0 = model.init(rng=1, task=task)
@@ -40,20 +40,20 @@ def test_zfb_gradient_and_exact_limit(d):
 
 
 def test_zfb_init_bound_is_enforced():
-    task = li.make_dataset(3, 10, "identity")
+    task = li.make_task(3, 10, "identity")
     model = li.LinearICLReduced(3)
     with pytest.raises(ArgumentError, match=r"Assumption 3\.3"):
         model.init(rng=0, task=task, sigma=1.01 * task.sigma_bound())
     with pytest.raises(ArgumentError, match="task="):
         model.init(rng=0)
     with pytest.raises(ArgumentError, match="positive definite"):
-        li.make_dataset(2, 5, -np.eye(2))
+        li.make_task(2, 5, -np.eye(2))
 
 
 def test_zfb_reduced_loss_matches_monte_carlo():
     """The closed-form population loss against 2e5 sampled prompts, within 4 standard errors
     (the one slow-ish Monte-Carlo cross-check)."""
-    task = li.make_dataset(3, 6, "random", rng=2)
+    task = li.make_task(3, 6, "random", rng=2)
     reduced = li.LinearICLReduced(3)
     theta = reduced.init(rng=3, task=task)
     full = li.LinearICLFull(3, 6)
@@ -66,7 +66,7 @@ def test_zfb_reduced_loss_matches_monte_carlo():
 def test_zfb_full_parameter_cross_check_stays_on_the_manifold():
     """On a sample antithetic in w, the full-parameter gradient is exact (complex step) and the
     off-manifold entries of W^{PV}, W^{KQ} stay at zero (< 1e-12) along the flow."""
-    task = li.make_dataset(3, 8, "random", rng=0)
+    task = li.make_task(3, 8, "random", rng=0)
     full = li.LinearICLFull(3, 8)
     sample = li.sample_prompts(task, 400, rng=0)
     objective = full.objective(sample)
@@ -85,7 +85,7 @@ def test_zfb_full_parameter_cross_check_stays_on_the_manifold():
 @pytest.mark.parametrize("include_query", [False, True])
 @pytest.mark.parametrize("mean_field", [False, True])
 def test_hcl_gradient(include_query, mean_field):
-    task = sm.make_dataset(3, 6, [0.5, 0.3, 0.2], include_query=include_query,
+    task = sm.make_task(3, 6, [0.5, 0.3, 0.2], include_query=include_query,
                            mean_field=mean_field)
     model = sm.FeatureICL(3)
     theta = model.init(rng=0, preset="normal")
@@ -99,7 +99,7 @@ def test_hcl_gradient(include_query, mean_field):
 def test_hcl_moment_form_equals_the_dense_reference(include_query, p):
     """The moment-form gradient (no K·K·C array) equals the dense per-count-vector softmax of
     tests/reference_gradients.py to 1e-12 relative, at random S of scale 1 and 3."""
-    task = sm.make_dataset(4, 12, p, include_query=include_query)
+    task = sm.make_task(4, 12, p, include_query=include_query)
     model = sm.FeatureICL(4)
     for seed, scale in ((0, 1.0), (1, 3.0)):
         params = model.layout.unpack(model.init(rng=seed, preset="normal", scale=scale))
@@ -115,7 +115,7 @@ def test_hcl_enumeration_against_sampled_prompts():
     p = np.array([0.5, 0.3, 0.2])
     model = sm.FeatureICL(K)
     S = model.layout.unpack(model.init(rng=5, preset="normal"))["S"]
-    exact = model.loss({"S": S}, sm.make_dataset(K, N, p))
+    exact = model.loss({"S": S}, sm.make_task(K, N, p))
     gen = np.random.default_rng(6)
     B = 100_000
     tokens = gen.choice(K, size=(B, N), p=p)
@@ -132,7 +132,7 @@ def test_hcl_enumeration_against_sampled_prompts():
 def test_count_vectors():
     c = sm.count_vectors(5, 3)
     assert c.shape == (21, 3) and np.all(c.sum(axis=1) == 5) and len({tuple(r) for r in c}) == 21
-    assert_allclose(sm.make_dataset(3, 5, [0.2, 0.3, 0.5]).weights.sum(), 1.0, rtol=1e-13)
+    assert_allclose(sm.make_task(3, 5, [0.2, 0.3, 0.5]).weights.sum(), 1.0, rtol=1e-13)
 
 
 def test_balanced_scalar_flow_equals_the_full_enumeration():
@@ -141,7 +141,7 @@ def test_balanced_scalar_flow_equals_the_full_enumeration():
     K, N = 4, 24
     scalar = sm.BalancedICL(K, N)
     full = sm.FeatureICL(K)
-    task = sm.make_dataset(K, N)
+    task = sm.make_task(K, N)
     grid = [0.0, 13.0, 36.0, 97.0, 500.0]
     kw = dict(method="LSODA", rtol=1e-11, atol=1e-13, record_at=grid)
     ts = gradflow.simulate(scalar.objective(None), scalar.init(), 500.0,
@@ -179,7 +179,7 @@ def test_imbalanced_stagewise_convergence_and_rare_logit_rise():
     the dominant off-target logit falls monotonically while a rare off-target logit first rises
     (its sign at S = 0 is that of Σ p_m² − p_k − p_n > 0), then falls below 0."""
     p = [0.55, 0.15, 0.15, 0.15]
-    task = sm.make_dataset(4, 24, p)
+    task = sm.make_task(4, 24, p)
     model = sm.FeatureICL(4)
     traj = gradflow.simulate(model.objective(task), model.init(), 300.0, method="LSODA",
                              rtol=1e-10, atol=1e-12, observables=model.observables(task))
@@ -198,7 +198,7 @@ def test_imbalanced_stagewise_convergence_and_rare_logit_rise():
 
 
 def test_yhlc_gradient_and_loss_against_monte_carlo():
-    task = rp.make_dataset(rng=0)
+    task = rp.make_task(rng=0)
     model = rp.RepresentationTransformer(task.d, task.K, 5)
     theta = model.init(rng=1) + 0.5 * np.random.default_rng(2).standard_normal(
         model.layout.size)
@@ -224,7 +224,7 @@ def test_yhlc_gap_falls_geometrically_and_implements_ridge():
     quadratic in the state error e, so a state error of atol changes it by ~2·atol·√gap,
     a relative error of 2·atol/√gap; records with gap < (200·atol)² (relative error > 1 %)
     are below that floor (the last ones, gap ~1e-23 at t ~ 1000)."""
-    task = rp.make_dataset(rng=0)
+    task = rp.make_task(rng=0)
     model = rp.RepresentationTransformer(task.d, task.K, 4)
     traj = gradflow.simulate(model.objective(task), model.init(rng=1), 1000.0,
                              method="LSODA", rtol=1e-10, atol=1e-12,
@@ -241,7 +241,7 @@ def test_yhlc_gap_falls_geometrically_and_implements_ridge():
 
 def test_yhlc_too_few_heads_stall():
     """H = 2 < N = 4: the softmax vectors cannot span R^N, so the gap stalls above 0.5."""
-    task = rp.make_dataset(rng=0)
+    task = rp.make_task(rng=0)
     model = rp.RepresentationTransformer(task.d, task.K, 2)
     traj = gradflow.simulate(model.objective(task), model.init(rng=1), 1000.0,
                              method="LSODA", rtol=1e-10, atol=1e-12,

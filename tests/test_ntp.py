@@ -8,8 +8,8 @@ from reference_gradients import ntp_scaled_grad
 
 import gradflow
 from gradflow import ArgumentError
-from gradflow.models import ntp
-from gradflow.theory import ntp as theory
+from gradflow.papers import ntp
+from gradflow.papers.ntp import theory as theory
 
 FIXTURE = ntp.fixture()
 L = ntp.FIXTURE_NAMES.index
@@ -323,7 +323,7 @@ def test_joint_training_ablation_stalls():
     refs = {"W_ov": ov.w, "W_kq": kq.w}
     joint = gradflow.simulate(model.objective(data), model.init(preset="zero"), 30.0,
                               normalize="block", method="LSODA", rtol=1e-9, atol=1e-12,
-                              observables=model.observables(data, refs))
+                              observables=model.observables(data, references=refs))
     s1, _ = ntp.two_stage(model, data, T0=30.0, T=1.0, references=refs)
     assert joint.observables["one_minus_cos_W_ov"][-1] > 1e-2
     assert 1 - s1.observables["one_minus_cos_W_ov"][-1] > 0.999

@@ -8,8 +8,9 @@ from reference_gradients import regular_grad
 
 import gradflow
 from gradflow import ArgumentError
-from gradflow.experiments.regular import derived, parity_accuracy, phase1_exponents
-from gradflow.models import regular as rg
+from gradflow.papers import regular as rg
+from gradflow.papers.regular.protocol import parity_accuracy
+from gradflow.papers.regular.theory import derived, phase1_exponents
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from numpy.testing import assert_array_equal
 from gradflow import ArgumentError, GradflowError, NonFiniteError, Trajectory, simulate
 from gradflow import sweep as sweep_module
 from gradflow.cli import main
-from gradflow.experiments import REGISTRY
 from gradflow.folders import FolderOwnedError, locked, write_json_atomic
+from gradflow.registry import REGISTRY
 from gradflow.sweep import (
     ClusterError,
     SweepSpec,

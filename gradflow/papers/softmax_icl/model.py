@@ -1,0 +1,227 @@
+"""In-context linear regression with one softmax attention layer on a finite feature dictionary
+(Huang, Cheng, Liang, ICML 2024, "In-context convergence of transformers").
+
+Spec ``icl.md`` §(a). Context tokens and the query are drawn from K orthonormal features with
+probabilities p; integrating out the task vector exactly, the loss of a prompt whose query is
+v_k and whose feature counts are c is ℓ_k(c) = ½[(1 − a_k)² + Σ_{n≠k} a_n²], with attention mass
+a_n = c_n e^{s_nk} / (Σ_m c_m e^{s_mk} [+ e^{s_kk} if the query is in the softmax]), and the
+population loss L = Σ_k p_k Σ_c Mult(c; N, p) ℓ_k(c) is an exact finite sum over count vectors.
+The trained parameter is the logit matrix S = Vᵀ Q V (K × K; column k = query feature k).
+Derivation: ``docs/derivations/softmax_icl.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import gammaln
+
+from gradflow.errors import ArgumentError
+from gradflow.events import Event
+from gradflow.layout import Layout
+from gradflow.model import Model, Observable
+from gradflow.papers.softmax_icl.data import FeatureTask
+from gradflow.validate import generator, integer
+
+__all__ = ["BalancedICL", "FeatureICL"]
+
+
+class FeatureICL(Model):
+    """The exact population flow of the HCL model in the logit matrix S (block ``S``, K × K).
+
+    ``S[n, k] = v_nᵀ Q v_k``: key feature n, query feature k. Q itself follows as
+    ∇_Q L = V (∂L/∂S) Vᵀ for any orthonormal dictionary V, and Q outside span(V) ⊗ span(V)
+    never moves, so integrating S is exact.
+    """
+
+    def __init__(self, K: int):
+        self.K = integer(K, "K", minimum=2)
+        self._layout = Layout({"S": (self.K, self.K)})
+
+    def __repr__(self) -> str:
+        return f"FeatureICL(K={self.K})"
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    def init(self, rng: Any = None, preset: str = "zero", scale: float = 1.0) -> np.ndarray:
+        """``"zero"`` (Q0 = 0, the paper's) or ``"normal"`` (entries N(0, scale²))."""
+        if preset == "zero":
+            return self.layout.zeros()
+        if preset == "normal":
+            return scale * generator(rng).standard_normal(self.layout.size)
+        raise ArgumentError(f"preset must be 'zero' or 'normal', got {preset!r}")
+
+    def check_data(self, data: Any) -> None:
+        if not isinstance(data, FeatureTask):
+            raise ArgumentError(f"data must be a FeatureTask, got {type(data).__name__}")
+        if data.K != self.K:
+            raise ArgumentError(f"task has K={data.K} features, the model K={self.K}")
+
+    def attention(self, S: np.ndarray, data: FeatureTask) -> tuple[np.ndarray, np.ndarray]:
+        """Attention mass per feature ``a[k, n, c]`` (query k, key feature n, count vector c)
+        and the query's own mass ``a_q[k, c]`` (0 unless the query is in the softmax).
+
+        The softmax of the logits log c_n + s_nk is c_n e^{s_nk} / Σ_m c_m e^{s_mk}: one
+        exponential of the K × K matrix S (shifted by each column's real maximum, so nothing
+        overflows and the complex step stays exact), then products with the counts. The count
+        axis is last, so sums over features run vectorised over the C count vectors.
+        """
+        E = np.exp(S - S.real.max(axis=0))  # E[n, k] = e^{s_nk − max_m s_mk}
+        mass = E.T[:, :, None] * data.counts.T[None, :, :]  # (k, n, C)
+        total = E.T @ data.counts.T  # (k, C)
+        if not data.include_query:
+            return mass / total[:, None, :], np.zeros(total.shape)
+        own = np.diagonal(E)[:, None]  # the query token's e^{s_kk − max}, count 1
+        total = total + own
+        return mass / total[:, None, :], own / total
+
+    def per_query_losses(self, params: dict[str, np.ndarray], data: FeatureTask) -> np.ndarray:
+        """L_k = E_c[ℓ_k(c)], the prediction error given x_q = v_k, shape (K,)."""
+        a, _ = self.attention(params["S"], data)
+        err = a - np.eye(self.K)[:, :, None]
+        return 0.5 * (err * err).sum(axis=1) @ data.weights
+
+    def sample_losses(self, params: dict[str, np.ndarray], data: FeatureTask) -> np.ndarray:
+        """p_k L_k per query feature, shape (K,); their sum is the population loss."""
+        return data.p * self.per_query_losses(params, data)
+
+    def sample_weights(self, data: FeatureTask) -> float:
+        """1: the population loss is the sum of the per-query terms p_k L_k."""
+        return 1.0
+
+    def grad(self, params: dict[str, np.ndarray], data: FeatureTask) -> dict[str, np.ndarray]:
+        """∂L/∂s_mk = p_k E_c[a_m((a_m − δ_mk) − Σ_n a_n(a_n − δ_nk))
+        − δ_mk a_q Σ_n a_n(a_n − δ_nk)] (a_q = 0 unless the query is in the softmax).
+
+        Computed from moments of the counts (``docs/derivations/softmax_icl.md``, "Moment
+        form"): with a_n = c_n E_nk / T_k every term is E_mk or E_mk² times a weighted sum over
+        count vectors of c_m or c_m², i.e. a (K, C) @ (C, K) product; nothing of size K·K·C is
+        formed. Real θ only.
+        """
+        E = np.exp(params["S"] - params["S"].max(axis=0))  # E[n, k] = e^{s_nk − max_m s_mk}
+        own = np.diagonal(E).copy()  # e^{s_kk − max}
+        E_off = E - np.diag(own)  # off-target features only
+        counts = data.counts  # (C, K)
+        squares = data.squared_counts
+        off = E_off.T @ counts.T  # Σ_{n≠k} c_n E_nk, (k, C)
+        if data.include_query:
+            off = off + own[:, None]  # the query token is off-target (label 0)
+        target = own[:, None] * counts.T  # c_k E_kk
+        total = off + target  # T_k(c): sums of positives, no cancellation
+        a_k, o = target / total, off / total  # target mass and 1 − a_k
+        r = ((E_off * E_off).T @ squares.T) / (total * total)  # Σ_{n≠k} a_n²
+        inner = r - a_k * o  # Σ_n a_n(a_n − δ_nk), from small terms only
+        w_over_t = data.weights / total
+        first = (w_over_t / total) @ squares  # Σ_c w c_m² / T_k²
+        second = (w_over_t * inner) @ counts  # Σ_c w c_m inner_k / T_k
+        g_km = (E.T * E.T) * first - E.T * second  # m ≠ k entries
+        # m = k: −a_k(o² + r) − a_q inner, again without cancellation
+        diagonal = counts.T * (o * o + r)
+        if data.include_query:
+            diagonal = diagonal + inner
+        g_km[np.diag_indices(self.K)] = -own * np.sum(w_over_t * diagonal, axis=1)
+        g_km *= data.p[:, None]
+        return {"S": g_km.T}
+
+    def observables(self, data: FeatureTask) -> dict[str, Observable]:
+        """``loss``; ``alpha`` (K,) = E[a_k | x_q = v_k]; ``per_query_loss`` (K,); ``A`` (K,)
+        = s_kk; ``S`` (K, K); ``column_sums`` (K,) (conserved at 0 from S = 0)."""
+
+        def S(th: np.ndarray) -> np.ndarray:
+            return self.layout.unpack(th)["S"]
+
+        def alpha(th: np.ndarray) -> np.ndarray:
+            a, _ = self.attention(S(th), data)
+            return np.einsum("kkc,c->k", a, data.weights)
+
+        return {
+            "loss": lambda th: float(self.loss({"S": S(th)}, data)),
+            "alpha": alpha,
+            "per_query_loss": lambda th: self.per_query_losses({"S": S(th)}, data),
+            "A": lambda th: np.diagonal(S(th)).copy(),
+            "S": lambda th: S(th).copy(),
+            "column_sums": lambda th: S(th).sum(axis=0),
+        }
+
+    def alpha_crosses(self, data: FeatureTask, k: int, level: float = 0.5) -> Event:
+        """α_k reaches ``level`` (Phase I → Phase II marker)."""
+        observables = self.observables(data)
+        return Event(f"alpha_{k}_{level:g}", lambda th: float(observables["alpha"](th)[k] - level),
+                     direction=1)
+
+
+class BalancedICL(Model):
+    """The balanced case's exact one-dimensional flow (spec §(a)5): by symmetry s_kk = A and
+    s_nk = B = −A/(K−1) for n ≠ k, and with j = c_k ~ Bin(N, 1/K),
+
+        L(A) = E_j[½(1 − a_j)² + ½ e^{2B} E[Σ_{n≠k} c_n² | j] / Z_j²],
+        a_j = j e^A/Z_j,   Z_j = j e^A + (N − j) e^B,
+
+    an O(N) sum. The S-flow restricted to the balanced manifold is Ȧ = −∂L/∂s_kk =
+    −((K − 1)/K²) dL/dA: integrate this block ``A`` with ``rates={"A": rate}`` (:attr:`rate`).
+    Query excluded from the softmax; exact multinomial counts.
+    """
+
+    def __init__(self, K: int, N: int | None = None):
+        self.K = integer(K, "K", minimum=2)
+        self.N = 20 * self.K if N is None else integer(N, "N")
+        self._layout = Layout({"A": ()})
+        j = np.arange(self.N + 1)
+        q = 1.0 / self.K
+        self.j = j
+        self.binom = np.exp(gammaln(self.N + 1) - gammaln(j + 1) - gammaln(self.N - j + 1)
+                            + j * np.log(q) + (self.N - j) * np.log1p(-q))
+        r = self.N - j
+        self.off_sq = r * (1 - 1 / (self.K - 1)) + r**2 / (self.K - 1)  # E[Σ_{n≠k} c_n² | j]
+
+    @property
+    def rate(self) -> float:
+        """(K − 1)/K²: the S-flow's speed along the balanced manifold, as a rate on A."""
+        return (self.K - 1) / self.K**2
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    def init(self, rng: Any = None, preset: str = "zero") -> np.ndarray:
+        if preset != "zero":
+            raise ArgumentError(f"preset must be 'zero', got {preset!r}")
+        return self.layout.zeros()
+
+    def check_data(self, data: Any) -> None:
+        if data is not None:
+            raise ArgumentError("BalancedICL carries its own (K, N); pass data=None")
+
+    def _parts(self, A):
+        """a_j and o_j = e^{2B} E[Σ_{n≠k} c_n² | j]/Z_j², written with Z_j e^{−A}
+        = j + (N − j) e^{B − A} so nothing overflows as A grows (j = 0 included: a_0 = 0)."""
+        ratio = np.exp(-A * self.K / (self.K - 1))  # e^{B − A} with B = −A/(K − 1)
+        z = self.j + (self.N - self.j) * ratio
+        return self.j / z, ratio**2 * self.off_sq / z**2
+
+    def sample_losses(self, params: dict[str, np.ndarray], data: Any) -> np.ndarray:
+        a, o = self._parts(params["A"])
+        return np.array([0.5 * np.sum(self.binom * ((1 - a) ** 2 + o))])
+
+    def grad(self, params: dict[str, np.ndarray], data: Any) -> dict[str, np.ndarray]:
+        """dL/dA = (K²/(K − 1)) ∂L/∂s_kk, ∂L/∂s_kk = (1/K) Σ_j Bin(j) a_j[(a_j − 1) −
+        (a_j(a_j − 1) + o_j)] (spec §(a)5)."""
+        a, o = self._parts(params["A"])
+        d_skk = np.sum(self.binom * a * ((a - 1) - (a * (a - 1) + o))) / self.K
+        return {"A": np.array(self.K**2 / (self.K - 1) * d_skk)}
+
+    def observables(self, data: Any) -> dict[str, Observable]:
+        """``loss``, ``A``, and ``alpha`` = E_j[a_j] (attention on the query's own feature)."""
+        return {
+            "loss": lambda th: float(self.loss(self.layout.unpack(th), None)),
+            "A": lambda th: float(th[0]),
+            "alpha": lambda th: float(np.sum(self.binom * self._parts(th[0])[0])),
+        }
+
+    def alpha_crosses(self, level: float = 0.5) -> Event:
+        return Event(f"alpha_{level:g}",
+                     lambda th: float(np.sum(self.binom * self._parts(th[0])[0]) - level),
+                     direction=1)
