@@ -26,6 +26,7 @@ import numpy as np
 
 from gradflow.errors import CheckpointError, GradflowError
 from gradflow.experiment import read_json
+from gradflow.trajectory import Trajectory
 
 __all__ = ["FIGURE_LOCK", "draw_figures", "field", "load_trajectory", "save", "serialized"]
 
@@ -116,7 +117,7 @@ def draw_figures(figures: Sequence[tuple[str, Callable[[], Path]]]) -> list[Path
     return written
 
 
-def load_trajectory(path: str | Path, observables: Sequence[str] = ()) -> Any:
+def load_trajectory(path: str | Path, observables: Sequence[str] = ()) -> Trajectory:
     """``Trajectory.load(path)``, checking that the figures' ``observables`` are present.
 
     Raises
@@ -124,8 +125,6 @@ def load_trajectory(path: str | Path, observables: Sequence[str] = ()) -> Any:
     CheckpointError
         Naming the file and the missing observables.
     """
-    from gradflow.trajectory import Trajectory
-
     traj = Trajectory.load(path)
     missing = [name for name in observables if name not in traj.observables]
     if missing:

@@ -91,7 +91,7 @@ class RegularTransformer(LastTokenModel):
 
         With x_l = E[:, k_l], the scores are M[k_l, k_L] for M = Eᵀ W E / λ and s_l = (Eᵀu)[k_l];
         ∇_u L = E Σ_l (g φ)_l e_{k_l} and ∇_W L = E B Eᵀ / λ with B the (token, query) scatter
-        of G_W (:class:`~gradflow.models._token_index.TokenIndex`). Real θ only.
+        of G_W (:class:`~gradflow.attention.TokenIndex`). Real θ only.
         """
         index = data.token_index
         phi = softmax_positions(index.scores(index.token_matrix(params["W"] / self.lam)))[0]
