@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
+import numpy as np
+
 from gradflow import folders, registry
 from gradflow.errors import (
     CheckpointError,
@@ -23,7 +25,15 @@ from gradflow.errors import (
 from gradflow.experiment import load_config_file, parse_assignments, read_json
 from gradflow.folders import FolderBusyError
 from gradflow.gradcheck import check_gradient
-from gradflow.sweep import ClusterError, SweepWarning
+from gradflow.sweep import (
+    ClusterError,
+    SweepWarning,
+    connect_dask,
+    dask_health,
+    load_sweep,
+    run_sweep,
+)
+from gradflow.sweep_plot import sweep_plot
 
 __all__ = ["main"]
 
@@ -125,8 +135,6 @@ def _resume(args: argparse.Namespace) -> int:
 
 @_folder_command
 def _sweep(args: argparse.Namespace) -> int:
-    from gradflow.sweep import connect_dask, dask_health, load_sweep, run_sweep
-
     spec = load_sweep(args.file)
     with ExitStack() as stack:
         executor = health = None
@@ -144,8 +152,6 @@ def _sweep(args: argparse.Namespace) -> int:
 
 @_folder_command
 def _sweep_plot(args: argparse.Namespace) -> int:
-    from gradflow.sweep_plot import sweep_plot
-
     path = sweep_plot(args.dir, args.x, args.y, reference_slope=args.reference_slope,
                       log=not args.linear)
     print(f"wrote {path}")
@@ -166,8 +172,6 @@ CHECK_GRAD_EXIT = {"ok": 0, "mismatch": 1, "unresolved": 3, "zero": 3}
 
 
 def _check_grad(args: argparse.Namespace) -> int:
-    import numpy as np
-
     experiment = registry.get(args.name)
     objective, theta0 = experiment.objective(_config(args))
     if args.perturb:

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gradflow import folders
+from gradflow import folders, registry
 from gradflow.errors import ArgumentError, GradflowError
 from gradflow.trajectory import to_jsonable
 
@@ -124,8 +124,6 @@ def load_sweep(source: str | Path | Mapping[str, Any]) -> SweepSpec:
     runs, so a bad key or value fails the whole sweep at once, naming the file and the key.
     A parameter may be set in one place only: ``[fixed]``, ``[grid]`` or ``seed_key``.
     """
-    from gradflow import registry
-
     if isinstance(source, Mapping):
         data, where = dict(source), "sweep"
     else:
@@ -208,8 +206,6 @@ def run_task(experiment_name: str, config: dict[str, Any], out: str) -> dict[str
     folder still locked by a live process, e.g. a task of a killed sweep still running on a
     dask worker, is such an error: the next run of the sweep tries again).
     """
-    from gradflow import registry
-
     key = SweepSpec.key(config)
     folder = Path(out) / "tasks" / key
     record: dict[str, Any] = {"key": key, "config": to_jsonable(config), "path": str(folder)}

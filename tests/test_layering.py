@@ -31,8 +31,8 @@ def _imports(path: Path) -> list[tuple[str, int, bool]]:
     """(imported module, line, inside a function) for every import of ``path``; ``from a import
     b`` yields ``a.b`` as well as ``a`` (b may be a module)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    local = {id(node) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
-             for node in ast.walk(f)}
+    functions = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)]
+    local = {id(node) for f in functions for node in ast.walk(f)}
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
