@@ -31,6 +31,8 @@ def make_instance(n=6, T=8, d=10, rng=None) -> Instance:
 
 
 class AttentionSVM(gradflow.Model):
+    data_type = Instance
+
     def __init__(self, d: int):
         self.d = d
 
@@ -42,7 +44,8 @@ class AttentionSVM(gradflow.Model):
         return np.random.default_rng(rng).standard_normal(self.layout.size) / self.d
 
     def check_data(self, data):
-        if not isinstance(data, Instance) or data.X.shape[2] != self.d:
+        self.check_data_type(data)
+        if data.X.shape[2] != self.d:
             raise gradflow.ArgumentError(f"data must be an Instance with d={self.d}")
 
     def scores(self, params, data):

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gradflow.models import cooccurrence as cooc
-from gradflow.models import linear_icl as li
-from gradflow.models import ntp
-from gradflow.models import regular as rg
-from gradflow.models import representation_icl as rp
-from gradflow.models import softmax_icl as sm
+from gradflow.papers import cooccurrence as cooc
+from gradflow.papers import linear_icl as li
+from gradflow.papers import ntp
+from gradflow.papers import regular as rg
+from gradflow.papers import representation_icl as rp
+from gradflow.papers import softmax_icl as sm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import attention_svm  # the out-of-tree example model, imported as tests/test_examples.py does
@@ -41,12 +41,6 @@ class Case:
 
     def __call__(self) -> tuple[Any, Any, np.ndarray]:
         return self.build()
-
-
-NO_DATA_TYPE = {"1.data_type": "the model class does not declare data_type yet"}
-"""The contract's rule 1 asks every model to name its data class in ``data_type``; the models
-listed with this still have the default ``object`` (check_model raises once they declare it,
-so that the entry is removed)."""
 
 
 def _cooccurrence(reduced: bool = False) -> tuple[Any, Any, np.ndarray]:
@@ -80,7 +74,7 @@ LINEAR_TASK = {"reduced": (3, 10, 3), "full": (2, 4, 1)}
 
 def _linear_task(which: str) -> Any:
     d, N, seed = LINEAR_TASK[which]
-    return li.make_dataset(d, N, "random", rng=seed)
+    return li.make_task(d, N, "random", rng=seed)
 
 
 def _linear_icl_reduced() -> tuple[Any, Any, np.ndarray]:
@@ -97,7 +91,7 @@ def _linear_icl_full() -> tuple[Any, Any, np.ndarray]:
 
 def _feature_icl() -> tuple[Any, Any, np.ndarray]:
     model = sm.FeatureICL(3)
-    return model, sm.make_dataset(3, 6, [0.5, 0.3, 0.2]), model.init(preset="zero")
+    return model, sm.make_task(3, 6, [0.5, 0.3, 0.2]), model.init(preset="zero")
 
 
 def _balanced_icl() -> tuple[Any, Any, np.ndarray]:
@@ -107,7 +101,7 @@ def _balanced_icl() -> tuple[Any, Any, np.ndarray]:
 
 def _representation_icl() -> tuple[Any, Any, np.ndarray]:
     model = rp.RepresentationTransformer(4, 6, 2)
-    return model, rp.make_dataset(4, 6, 3, 3, rng=1), model.init(rng=0)
+    return model, rp.make_task(4, 6, 3, 3, rng=1), model.init(rng=0)
 
 
 def _attention_svm() -> tuple[Any, Any, np.ndarray]:
@@ -123,21 +117,20 @@ check_gradient's references disagree: "unresolved", which is allowed there and o
 exact to 1.6e-15 while its complex step is off by up to 3.9e-4; the regular model's ∇W is off by
 4.0e-8 (cancellation in s − f) and its complex step by 1.1e-8."""
 
-NO_TYPE = {"known_failures": NO_DATA_TYPE}
 
 ALL_MODELS = [
-    pytest.param(Case(_cooccurrence, NO_TYPE), id="CooccurrenceTransformer"),
-    pytest.param(Case(lambda: _cooccurrence(reduced=True), NO_TYPE),
+    pytest.param(Case(_cooccurrence), id="CooccurrenceTransformer"),
+    pytest.param(Case(lambda: _cooccurrence(reduced=True)),
                  id="CooccurrenceTransformer-reduced"),
     pytest.param(Case(_ntp, SATURATED), id="NTPTransformer"),
     pytest.param(Case(_even_pairs), id="RegularTransformer-even_pairs"),
     pytest.param(Case(_parity_cot, SATURATED), id="RegularTransformer-parity_cot"),
-    pytest.param(Case(_linear_icl_reduced, {**NO_TYPE, "init_kwargs": {
+    pytest.param(Case(_linear_icl_reduced, {"init_kwargs": {
         "task": _linear_task("reduced")}}), id="LinearICLReduced"),
-    pytest.param(Case(_linear_icl_full, {**NO_TYPE, "init_kwargs": {
+    pytest.param(Case(_linear_icl_full, {"init_kwargs": {
         "task": _linear_task("full")}}), id="LinearICLFull"),
-    pytest.param(Case(_feature_icl, NO_TYPE), id="FeatureICL"),
-    pytest.param(Case(_balanced_icl, NO_TYPE), id="BalancedICL"),
-    pytest.param(Case(_representation_icl, NO_TYPE), id="RepresentationTransformer"),
-    pytest.param(Case(_attention_svm, NO_TYPE), id="AttentionSVM"),
+    pytest.param(Case(_feature_icl), id="FeatureICL"),
+    pytest.param(Case(_balanced_icl), id="BalancedICL"),
+    pytest.param(Case(_representation_icl), id="RepresentationTransformer"),
+    pytest.param(Case(_attention_svm), id="AttentionSVM"),
 ]

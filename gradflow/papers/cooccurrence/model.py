@@ -87,6 +87,8 @@ class CooccurrenceTransformer(Model):
         ``"tokens"`` when the data are one-hot.
     """
 
+    data_type = CooccurrenceData
+
     def __init__(
         self,
         d: int,

@@ -40,6 +40,8 @@ class LinearICLReduced(Model):
     d : int
     """
 
+    data_type = LinearICLTask
+
     def __init__(self, d: int):
         self.d = integer(d, "d")
         self._layout = Layout({"U": (self.d, self.d), "u": ()})
@@ -119,6 +121,8 @@ class LinearICLFull(Model):
     """The full LSA layer ŷ = [W^{PV} E Eᵀ W^{KQ} E / N]_{d+1, N+1} on a :class:`PromptSample`,
     with the query column included in E Eᵀ; blocks ``W_PV``, ``W_KQ`` ((d+1) × (d+1)); loss
     the sample mean of ½(ŷ − y_q)²."""
+
+    data_type = PromptSample
 
     def __init__(self, d: int, N: int):
         self.d, self.N = integer(d, "d"), integer(N, "N")

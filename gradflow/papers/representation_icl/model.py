@@ -39,6 +39,8 @@ class RepresentationTransformer(Model):
         Number of heads; the optimum is reachable when H ≥ N (Proposition 1).
     """
 
+    data_type = RepresentationTask
+
     def __init__(self, d: int, K: int, H: int):
         self.d, self.K, self.H = integer(d, "d"), integer(K, "K"), integer(H, "H")
         self._layout = Layout({"Q": (self.H, self.d, self.d), "w": (self.H, self.K)})
