@@ -125,7 +125,6 @@ def _decade(t: float) -> float:
     return np.floor(np.log10(t)) if t > 0 else -np.inf
 
 
-
 class _OutOfBudget(Exception):
     def __init__(self, budget: str):
         super().__init__(budget)

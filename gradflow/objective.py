@@ -47,7 +47,6 @@ class Objective(Protocol):
         ...
 
 
-
 @runtime_checkable
 class ScaledObjective(Objective, Protocol):
     """An :class:`Objective` that can also return its gradient with the largest exponential

@@ -23,7 +23,6 @@ N_SPECIAL = 3
 TYPE_LABELS = {1: 1.0, 2: -1.0, 3: -1.0, 4: -1.0}
 
 
-
 @dataclass(frozen=True, eq=False)
 class CooccurrenceData:
     """A co-occurrence training set (paper Def. 2.1).

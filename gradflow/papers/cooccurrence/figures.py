@@ -31,8 +31,6 @@ def _plot_losses(ax, t: np.ndarray, obs: dict[str, np.ndarray], keep: np.ndarray
         ax.plot(t[keep], obs[f"loss_type{k}"][keep], color=color, label=f"type {k}")
 
 
-
-
 def figure1(traj: Trajectory, path: Path) -> Path:
     """(a) attention score correlations KQ(key, query) over log t; (b) total and per-type
     losses; (c) the losses over Phase 1 on linear axes, where the one-target types rise then

@@ -33,7 +33,6 @@ from gradflow.validate import generator, integer
 __all__ = ["CooccurrenceTransformer", "Forward"]
 
 
-
 @dataclass(frozen=True)
 class Forward:
     """Forward quantities of all samples (symbols of ``docs/derivations/cooccurrence.md``).

@@ -28,7 +28,6 @@ __all__ = ["FIXTURE_NAMES", "NTPData", "fixture", "fixture_unseen", "make_datase
 FIXTURE_NAMES = "abcdefgh"
 
 
-
 @dataclass(frozen=True, eq=False)
 class NTPData:
     """A next-token-prediction training set with its structure.

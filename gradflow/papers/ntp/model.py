@@ -27,7 +27,6 @@ from gradflow.papers.ntp.data import NTPData
 __all__ = ["Forward", "NTPTransformer"]
 
 
-
 @dataclass(frozen=True)
 class Forward:
     """Forward quantities (symbols of ``docs/derivations/ntp.md``).

@@ -32,7 +32,6 @@ def solver_defaults(**simulate_kwargs: Any) -> dict[str, Any]:
     return options
 
 
-
 def two_stage(
     model: NTPTransformer,
     data: NTPData,

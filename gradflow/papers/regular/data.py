@@ -26,7 +26,6 @@ __all__ = ["A_SYMBOL", "B_SYMBOL", "RegularData", "all_strings", "even_pairs",
 A_SYMBOL, B_SYMBOL = 0, 1
 
 
-
 @dataclass(frozen=True, eq=False)
 class RegularData:
     """Strings over {a, b} with ±1 labels and per-sample weights.

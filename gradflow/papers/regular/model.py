@@ -31,7 +31,6 @@ from gradflow.papers.regular.data import RegularData, make_dataset
 __all__ = ["Forward", "RegularTransformer"]
 
 
-
 @dataclass(frozen=True)
 class Forward:
     """s, log_phi: (N, L); h: (N, d); f: (N,) — symbols of docs/derivations/regular.md."""

@@ -75,7 +75,6 @@ def parity_accuracy(model, params, lengths, max_position, method) -> dict[str, f
     return out
 
 
-
 def train(
     model: RegularTransformer,
     data: RegularData,
