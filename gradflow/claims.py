@@ -1,0 +1,395 @@
+"""The claims ledger: every measurable claim of a paper, as a record with its check.
+
+A paper's ``papers/<paper>/claims.py`` declares
+
+- ``RUNS``: ``{name: function(progress) -> anything}``, the protocol runs its claims read (each
+  computed once per ledger, shared by every claim that names it), and
+- ``CLAIMS``: a tuple of :class:`Claim`.
+
+A claim's ``check`` receives the runs it ``uses`` (in that order) and returns the measured
+value; its ``expected`` (:class:`Close`, :class:`Within`, :class:`Equals`) decides ``passed`` and
+carries the tolerance's reason. A ``discrepancy`` pins what the flow does (so a change is
+noticed) and says in ``note`` what the paper claims and what the flow does; a
+``not-simulated`` claim is outside the flow and says why, with no check.
+
+:func:`evaluate` runs a paper's ledger; ``gradflow claims`` writes ``claims.json`` and
+``claims.md`` (:func:`write_ledger`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from gradflow.errors import ArgumentError
+from gradflow.trajectory import to_jsonable
+
+__all__ = [
+    "STATUSES",
+    "Claim",
+    "Close",
+    "Equals",
+    "Expectation",
+    "Ledger",
+    "Result",
+    "Within",
+    "evaluate",
+    "ledger_markdown",
+    "write_ledger",
+]
+
+Status = Literal["reproduced", "discrepancy", "not-simulated"]
+STATUSES: tuple[str, ...] = ("reproduced", "discrepancy", "not-simulated")
+
+
+def _reason(reason: str, kind: str) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        raise ArgumentError(f"{kind}: a tolerance needs its reason (rounding, the solver's "
+                            "tolerance, a transient with its measured decay), got none")
+    return reason
+
+
+def _finite_number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+class Expectation:
+    """What a claim's measured value must satisfy, with the reason for its tolerance."""
+
+    reason: str
+
+    def passes(self, measured: Any) -> bool:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def tolerance(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Close(Expectation):
+    """``|measured − value| ≤ atol + rtol·|value|`` (elementwise for arrays).
+
+    Parameters
+    ----------
+    value : float or array
+    rtol, atol : float
+    reason : str
+        Why this tolerance (required).
+    """
+
+    value: Any
+    rtol: float = 0.0
+    atol: float = 0.0
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        _reason(self.reason, "Close")
+        if not (self.rtol >= 0 and self.atol >= 0):
+            raise ArgumentError(f"Close: rtol and atol must be >= 0, got {self.rtol}, {self.atol}")
+
+    def passes(self, measured: Any) -> bool:
+        try:
+            got = np.asarray(measured, dtype=float)
+            want = np.asarray(self.value, dtype=float)
+            return bool(got.shape == want.shape or want.ndim == 0) and bool(
+                np.all(np.abs(got - want) <= self.atol + self.rtol * np.abs(want)))
+        except (TypeError, ValueError):
+            return False
+
+    def describe(self) -> str:
+        return _short(self.value)
+
+    def tolerance(self) -> str:
+        parts = [f"rtol {self.rtol:g}" if self.rtol else "", f"atol {self.atol:g}" if self.atol
+                 else ""]
+        return (", ".join(p for p in parts if p) or "exact") + f": {self.reason}"
+
+
+@dataclass(frozen=True)
+class Within(Expectation):
+    """``low ≤ measured ≤ high`` (every entry of an array); ``None`` leaves a side open."""
+
+    low: float | None = None
+    high: float | None = None
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        _reason(self.reason, "Within")
+        if self.low is None and self.high is None:
+            raise ArgumentError("Within: give low, high or both")
+        if self.low is not None and self.high is not None and not self.low <= self.high:
+            raise ArgumentError(f"Within: low {self.low} > high {self.high}")
+
+    def passes(self, measured: Any) -> bool:
+        try:
+            got = np.asarray(measured, dtype=float)
+        except (TypeError, ValueError):
+            return False
+        if got.size == 0 or not np.all(np.isfinite(got) | np.isinf(got)):
+            return False
+        ok = np.ones(got.shape, dtype=bool)
+        if self.low is not None:
+            ok &= got >= self.low
+        if self.high is not None:
+            ok &= got <= self.high
+        return bool(np.all(ok))
+
+    def describe(self) -> str:
+        low = "−∞" if self.low is None else f"{self.low:g}"
+        high = "∞" if self.high is None else f"{self.high:g}"
+        return f"[{low}, {high}]"
+
+    def tolerance(self) -> str:
+        return f"band: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Equals(Expectation):
+    """``measured == value`` exactly (a count, a boolean, a label)."""
+
+    value: Any
+    reason: str = "a count, a boolean or a label: no rounding enters"
+
+    def __post_init__(self) -> None:
+        _reason(self.reason, "Equals")
+
+    def passes(self, measured: Any) -> bool:
+        return bool(to_jsonable(measured) == to_jsonable(self.value))
+
+    def describe(self) -> str:
+        return _short(self.value)
+
+    def tolerance(self) -> str:
+        return f"exact: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One measurable claim of a paper.
+
+    Attributes
+    ----------
+    id : str
+        Stable, ``<paper>.<name>`` (e.g. ``regular.thm4_4``).
+    statement : str
+        The claim, in one or two sentences.
+    source : str
+        Where the paper makes it (section, theorem, equation, figure); ``"spec: ..."`` where
+        the paper could not be read and the claim is the project specification's reading.
+    status : {"reproduced", "discrepancy", "not-simulated"}
+    check : callable, optional
+        ``check(*runs) -> measured`` for the runs named in ``uses``; ``None`` only for
+        ``not-simulated``.
+    expected : Expectation, optional
+        What ``measured`` must satisfy; ``None`` only for ``not-simulated``.
+    uses : tuple of str
+        Names of the paper's ``RUNS`` the check reads.
+    note : str
+        For a discrepancy: what the paper claims and what the flow does, in one sentence; for
+        not-simulated: why; otherwise optional context.
+    discussion : str
+        For a discrepancy: the evidence, what would settle it, and whether it contradicts the
+        theorem or only a sharper reading (the findings page prints it).
+    figure : callable, optional
+        ``figure(*runs, path) -> Path``: the figure that shows a discrepancy.
+    ledger : str
+        The fidelity review's id of the claim (e.g. ``N19``), if it has one.
+    """
+
+    id: str
+    statement: str
+    source: str
+    status: Status
+    check: Callable[..., Any] | None = None
+    expected: Expectation | None = None
+    uses: tuple[str, ...] = ()
+    note: str = ""
+    discussion: str = ""
+    figure: Callable[..., Path] | None = None
+    ledger: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ArgumentError(f"claim {self.id!r}: status must be one of {STATUSES}, got "
+                                f"{self.status!r}")
+        if "." not in self.id:
+            raise ArgumentError(f"claim id {self.id!r} must be '<paper>.<name>'")
+        simulated = self.status != "not-simulated"
+        if simulated and (self.check is None or self.expected is None):
+            raise ArgumentError(f"claim {self.id!r}: a {self.status} claim needs a check and "
+                                "an expected value")
+        if not simulated and not self.note:
+            raise ArgumentError(f"claim {self.id!r}: a not-simulated claim says why in note")
+        if self.status == "discrepancy" and not self.note:
+            raise ArgumentError(f"claim {self.id!r}: a discrepancy says in note what the paper "
+                                "claims and what the flow does")
+
+    @property
+    def paper(self) -> str:
+        return self.id.split(".", 1)[0]
+
+
+@dataclass
+class Result:
+    """A claim evaluated: the measured value, whether it passed, and the time it took."""
+
+    claim: Claim
+    measured: Any = None
+    passed: bool | None = None
+    error: str = ""
+    seconds: float = 0.0
+    figure: str = ""
+
+    def record(self) -> dict[str, Any]:
+        """The JSON object of ``claims.json``."""
+        c = self.claim
+        return to_jsonable({
+            "id": c.id, "paper": c.paper, "ledger": c.ledger, "statement": c.statement,
+            "source": c.source, "status": c.status,
+            "expected": None if c.expected is None else c.expected.describe(),
+            "measured": self.measured,
+            "tolerance": None if c.expected is None else c.expected.tolerance(),
+            "passed": self.passed, "note": c.note, "error": self.error,
+            "figure": self.figure, "seconds": round(self.seconds, 3),
+        })
+
+
+def evaluate(claims: Sequence[Claim], runs: Mapping[str, Callable[[bool], Any]], *,
+             progress: bool = False, figures: Path | None = None,
+             cache: dict[str, Any] | None = None) -> list[Result]:
+    """Evaluate ``claims``: each run they use is computed once (in ``cache``), then each check.
+
+    A check that raises is a failed claim with the error recorded (the others still run); a
+    run that raises fails every claim that uses it.
+    """
+    cache = {} if cache is None else cache
+    failed_runs: dict[str, str] = {}
+    results = []
+    bar = _bar(len(claims), progress)
+    for claim in claims:
+        result = Result(claim)
+        start = time.perf_counter()
+        if claim.status != "not-simulated":
+            try:
+                values = []
+                for name in claim.uses:
+                    if name not in runs:
+                        raise ArgumentError(f"claim {claim.id!r} uses run {name!r}, which the "
+                                            f"paper does not declare (runs: {sorted(runs)})")
+                    if name in failed_runs:
+                        raise RuntimeError(f"run {name!r} failed: {failed_runs[name]}")
+                    if name not in cache:
+                        try:
+                            cache[name] = runs[name](progress)
+                        except Exception as exc:
+                            failed_runs[name] = f"{type(exc).__name__}: {exc}"
+                            raise
+                    values.append(cache[name])
+                result.measured = to_jsonable(claim.check(*values))
+                result.passed = claim.expected.passes(result.measured)
+                if figures is not None and claim.figure is not None:
+                    figures.mkdir(parents=True, exist_ok=True)
+                    path = claim.figure(*values, figures / f"{claim.id}.png")
+                    result.figure = str(Path(path).name)
+            except Exception as exc:  # noqa: BLE001 - recorded, the ledger goes on
+                result.passed = False
+                result.error = f"{type(exc).__name__}: {exc}"
+        result.seconds = time.perf_counter() - start
+        results.append(result)
+        bar(claim.id)
+    return results
+
+
+def _bar(total: int, progress: bool) -> Callable[[str], None]:
+    if not progress:
+        return lambda label: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc="claims", unit="claim")
+
+    def step(label: str) -> None:
+        bar.set_postfix_str(label)
+        bar.update(1)
+        if bar.n == total:
+            bar.close()
+
+    return step
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = json.dumps(to_jsonable(value), ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def ledger_markdown(results: Sequence[Result]) -> str:
+    """A table a referee can read: one row per claim, then the notes of the discrepancies."""
+    lines = ["| id | claim | source | status | expected | measured | tolerance | passed |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        c, rec = r.claim, r.record()
+        passed = {True: "yes", False: "**no**", None: "—"}[r.passed]
+        lines.append("| " + " | ".join(_cell(x) for x in (
+            c.id, c.statement, c.source, c.status, rec["expected"] or "—",
+            r.error or _short(r.measured), rec["tolerance"] or c.note, passed)) + " |")
+    notes = [r for r in results if r.claim.status == "discrepancy"]
+    if notes:
+        lines += ["", "**Discrepancies.**", ""]
+        lines += [f"- `{r.claim.id}`: {r.claim.note}"
+                  + (f" (figure: `{r.figure}`)" if r.figure else "") for r in notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_ledger(results: Sequence[Result], out: str | Path) -> tuple[Path, Path]:
+    """Write ``claims.json`` (``{"claims": [...]}``) and ``claims.md`` into ``out``."""
+    from gradflow.experiment import write_atomic, write_json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    records = [r.record() for r in results]
+    counts = {s: sum(r["status"] == s for r in records) for s in STATUSES}
+    summary = {"claims": records, "counts": counts,
+               "passed": sum(bool(r["passed"]) for r in records),
+               "failed": [r["id"] for r in records if r["passed"] is False]}
+    json_path = write_json(out / "claims.json", summary)
+    md_path = write_atomic(out / "claims.md", lambda fh: fh.write(ledger_markdown(results)),
+                           mode="w")
+    return json_path, md_path
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """A paper's ledger: its claims and the runs they read (``papers/<paper>/claims.py``)."""
+
+    paper: str
+    claims: tuple[Claim, ...]
+    runs: Mapping[str, Callable[[bool], Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ids = [c.id for c in self.claims]
+        duplicated = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicated:
+            raise ArgumentError(f"ledger {self.paper!r}: duplicated claim ids {duplicated}")
+        foreign = [c.id for c in self.claims if c.paper != self.paper]
+        if foreign:
+            raise ArgumentError(f"ledger {self.paper!r}: claims of another paper {foreign}")
+        unknown = sorted({u for c in self.claims for u in c.uses} - set(self.runs))
+        if unknown:
+            raise ArgumentError(f"ledger {self.paper!r}: claims use undeclared runs {unknown}")
