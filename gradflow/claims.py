@@ -305,7 +305,7 @@ def evaluate(claims: Sequence[Claim], runs: Mapping[str, Callable[[bool], Any]],
                     figures.mkdir(parents=True, exist_ok=True)
                     path = claim.figure(*values, figures / f"{claim.id}.png")
                     result.figure = str(Path(path).name)
-            except Exception as exc:  # noqa: BLE001 - recorded, the ledger goes on
+            except Exception as exc:
                 result.passed = False
                 result.error = f"{type(exc).__name__}: {exc}"
         result.seconds = time.perf_counter() - start

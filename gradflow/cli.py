@@ -16,6 +16,7 @@ import numpy as np
 
 from gradflow import folders, registry
 from gradflow.errors import (
+    ArgumentError,
     CheckpointError,
     GradflowError,
     NonFiniteError,
@@ -79,6 +80,12 @@ def _folder_command(command: Callable[[argparse.Namespace], int]):
     return wrapped
 
 
+def _default_out(name: str) -> Path:
+    """``runs/<experiment name>``: named after the experiment, not after a ``module:OBJECT``
+    spec, whose dots and colon make a poor folder name."""
+    return Path("runs") / registry.get(name).name
+
+
 def _execute(name: str, config: dict, out: Path, progress: bool) -> int:
     """Run (or resume) ``name`` into ``out``, whose lock the caller holds and which it has
     claimed for this run (so ``run.json`` already names it)."""
@@ -109,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
             raise GradflowError(f"experiment {args.name!r} has no checkpointed runs (it is fast)")
         overrides["checkpoint"] = True
     config = experiment.config(overrides)
-    out = folders.make_folder(args.out or Path("runs") / args.name, "--out")
+    out = folders.make_folder(args.out or _default_out(args.name), "--out")
     with folders.locked(out):
         folders.claim_run(out, args.name, config, force=args.force, validate=experiment.config)
         return _execute(args.name, config, out, not args.no_progress)
@@ -159,11 +166,19 @@ def _sweep_plot(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    for name, experiment in registry.REGISTRY.items():
-        print(f"{name}: {experiment.description}")
+    if args.name:  # one experiment: also checks that a plugin or a spec loads
+        shown, problems = {args.name: registry.get(args.name)}, []
+    else:
+        shown, problems = registry.available(), registry.problems()
+    origin = {e.name: p.distribution for p in registry.plugins() for e in p.experiments}
+    for name, experiment in shown.items():
+        plugin = f" [plugin: {origin[name]}]" if name in origin else ""
+        print(f"{name}: {experiment.description}{plugin}")
         for p in experiment.parameters:
             extra = f" (choices: {', '.join(map(str, p.choices))})" if p.choices else ""
             print(f"    {p.name} = {p.default!r}: {p.help}{extra}")
+    for problem in problems:  # listed, not fatal: the other experiments are usable
+        print(f"unavailable: {problem}")
     return 0
 
 
@@ -183,16 +198,40 @@ def _check_grad(args: argparse.Namespace) -> int:
     return CHECK_GRAD_EXIT[check.verdict]
 
 
+def _recorded_experiment(out: Path) -> tuple[str | None, Path | None]:
+    """The experiment a run folder was started with, as given (a name or a ``module:OBJECT``
+    spec), from its ``run.json``, or for a sweep's task folder from the sweep's ``sweep.json``;
+    ``(None, None)`` if neither says. (``summary.json`` holds only the experiment's own name,
+    which does not reach an unregistered experiment.)"""
+    records = [out / RUN_FILE]
+    if out.parent.name == "tasks":
+        records.append(out.parent.parent / folders.SWEEP_FILE)
+    for path in records:
+        try:
+            name = folders.read_json(path).get("experiment")
+        except (OSError, ValueError, AttributeError):  # absent or damaged: try the next
+            continue
+        if isinstance(name, str):
+            return name, path
+    return None, None
+
+
 def _plot(args: argparse.Namespace) -> int:
     out = Path(args.dir)
     summary_file = out / "summary.json"
     if not summary_file.is_file():
         raise GradflowError(f"{out} holds no summary.json: not a gradflow run folder")
-    name = read_json(summary_file).get("experiment")
-    if not isinstance(name, str) or name not in registry.REGISTRY:
-        raise CheckpointError(f"{summary_file} names no known experiment (got {name!r}); "
-                              f"available: {sorted(registry.REGISTRY)}")
-    for path in registry.get(name).plot(out):
+    summarised = read_json(summary_file).get("experiment")
+    if not isinstance(summarised, str):
+        raise CheckpointError(f"{summary_file} names no experiment (got {summarised!r})")
+    name, source = _recorded_experiment(out)
+    if name is None:
+        name, source = summarised, summary_file
+    try:
+        experiment = registry.get(name)
+    except ArgumentError as exc:
+        raise CheckpointError(f"{source} names an experiment that cannot be used: {exc}") from None
+    for path in experiment.plot(out):
         print(f"wrote {path}")
     return 0
 
@@ -202,14 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_config(p: argparse.ArgumentParser) -> None:
-        p.add_argument("name", help="experiment name (see 'gradflow list')")
+        p.add_argument("name", help="experiment name (see 'gradflow list'), or "
+                       "package.module:OBJECT for an experiment of your own")
         p.add_argument("--config", help="TOML file of parameter values")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override one parameter (repeatable)")
 
     run = sub.add_parser("run", help="run an experiment and write its outputs")
     with_config(run)
-    run.add_argument("--out", help="output folder (default runs/NAME)")
+    run.add_argument("--out", help="output folder (default runs/<experiment name>)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument("--checkpoint", action="store_true",
                      help="checkpoint into OUT/checkpoint (resume with 'gradflow resume OUT')")
@@ -242,7 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     splot.add_argument("--reference-slope", type=float, help="draw c·x^slope (e.g. -1)")
     splot.add_argument("--linear", action="store_true", help="linear instead of log-log axes")
     splot.set_defaults(func=_sweep_plot)
-    sub.add_parser("list", help="list experiments and their parameters").set_defaults(func=_list)
+    listing = sub.add_parser("list", help="list experiments and their parameters")
+    listing.add_argument("name", nargs="?", help="only this experiment (a name, or "
+                         "package.module:OBJECT)")
+    listing.set_defaults(func=_list)
     check = sub.add_parser(
         "check-grad", help="check an experiment's gradient numerically",
         description="Compare the experiment's closed-form gradient at its initial point with the "
@@ -268,7 +311,10 @@ def _os_error_message(exc: OSError, args: argparse.Namespace) -> str:
     if exc.filename is None:
         folder = getattr(args, "out", None) or getattr(args, "dir", None)
         if folder is None and args.command == "run":
-            folder = Path("runs") / args.name  # _run's default
+            try:
+                folder = _default_out(args.name)
+            except GradflowError:  # reporting one error must not raise another
+                folder = None
         return f"{reason} (in {folder})" if folder else reason
     message = f"{exc.filename}: {reason}"
     if exc.filename2 is not None:

@@ -3,7 +3,7 @@
 
 A sweep file (TOML)::
 
-    experiment = "cooccurrence"
+    experiment = "cooccurrence"   # or a researcher's own: "mypkg.experiments:EXPERIMENT"
     seed_key = "init_seed"        # the parameter the seeds are written to
     seeds = [0, 1, 2]
 
@@ -75,7 +75,8 @@ class SweepWarning(UserWarning):
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A validated sweep: the experiment, its task configs, and the parameter seeds go to."""
+    """A validated sweep: the experiment (its name, or a ``package.module:OBJECT`` spec: what
+    each worker looks up), its task configs, and the parameter seeds go to."""
 
     experiment: str
     tasks: tuple[dict[str, Any], ...]
@@ -190,7 +191,9 @@ def load_sweep(source: str | Path | Mapping[str, Any]) -> SweepSpec:
                 f"{origins[i]}): duplicate grid values or seeds, or values equal after "
                 "conversion")
         first[key] = i
-    return SweepSpec(experiment=experiment.name, tasks=tuple(tasks),
+    # what the file says (a name or a module:OBJECT spec), not experiment.name: workers and
+    # sweep.json must reach the same experiment, and an unregistered one has no usable name
+    return SweepSpec(experiment=data["experiment"], tasks=tuple(tasks),
                      seed_key=seed_key if seeds != [None] else None)
 
 
