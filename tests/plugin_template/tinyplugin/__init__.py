@@ -1,0 +1,1 @@
+"""A researcher's own experiment, outside gradflow: what tests/test_plugins.py installs."""
