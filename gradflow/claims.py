@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gradflow.errors import ArgumentError
+from gradflow.experiment import write_atomic, write_json
 from gradflow.trajectory import to_jsonable
 
 __all__ = [
@@ -359,8 +360,6 @@ def ledger_markdown(results: Sequence[Result]) -> str:
 
 def write_ledger(results: Sequence[Result], out: str | Path) -> tuple[Path, Path]:
     """Write ``claims.json`` (``{"claims": [...]}``) and ``claims.md`` into ``out``."""
-    from gradflow.experiment import write_atomic, write_json
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     records = [r.record() for r in results]

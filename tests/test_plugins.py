@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from gradflow import ArgumentError
-from gradflow import experiments as registry
+from gradflow import ArgumentError, registry
 from gradflow.cli import main
 from gradflow.sweep import load_sweep, run_sweep
 
@@ -164,7 +163,7 @@ def test_a_sweep_by_spec_records_it_and_resumes(package, tmp_path, capsys):
          "module tinyplugin.experiment has no attribute 'NOPE' (its experiments: "
          "['EXPERIMENT'])")),
      ("tinyplugin.experiment:EXPERIMENT.nope", "has no attribute 'EXPERIMENT.nope'"),
-     ("tinyplugin.experiment:run", "names the function tinyplugin.experiment.run, not a "
+     ("tinyplugin.experiment:train", "names the function tinyplugin.experiment.train, not a "
       "gradflow Experiment"),
      ("tinyplugin.experiment:Path", "names the class pathlib.Path, not a gradflow"),
      ("tinyplugin.experiment:PARAMETERS", "of type tuple, not a gradflow Experiment"),
@@ -189,7 +188,7 @@ def test_bad_specs_are_errors_naming_the_spec(package, spec, match, capsys):
 SEQUENCE = '''"""Two experiments by one entry point; a plugin may look a built-in up as it loads."""
 import dataclasses
 
-from gradflow.experiments import get
+from gradflow.registry import get
 from tinyplugin.experiment import EXPERIMENT
 
 BASE = get("cooccurrence")
@@ -238,7 +237,7 @@ def test_collisions_are_errors_naming_both_sources(site, capsys):
 
 
 BROKEN = {"broken": "brokenplugin:EXPERIMENT", "gone": "nosuchmodule:EXPERIMENT",
-          "misnamed": SPEC, "notone": "tinyplugin.experiment:run",
+          "misnamed": SPEC, "notone": "tinyplugin.experiment:train",
           "ntp": "brokenplugin:NTP"}  # fails too: so it must not leave the built-in 'ntp' usable
 
 
@@ -258,7 +257,7 @@ def test_broken_entry_points_break_only_themselves(site, tmp_path, capsys):
                          "the name is unusable until the entry point loads or is renamed"),
                         ("misnamed", "is the experiment 'tiny', but the entry point is named "
                          "'misnamed': name the entry point after the experiment"),
-                        ("notone", "is the function tinyplugin.experiment.run; expected a "
+                        ("notone", "is the function tinyplugin.experiment.train; expected a "
                          "gradflow Experiment")]:
         with pytest.raises(ArgumentError, match=match):
             registry.get(name)

@@ -5,15 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gradflow import Trajectory, simulate
-from gradflow.experiments import Experiment
-from gradflow.experiments.base import Parameter, seed_parameter, write_json
+from gradflow import Experiment, Trajectory, simulate
+from gradflow.experiment import Outcome, Parameter, seed_parameter
 from gradflow.trajectory import to_jsonable
 from tinyplugin.model import LogisticRegression, make_dataset
 
 PARAMETERS = (
     seed_parameter("seed", 0, "seed of the initialisation"),
-    Parameter("t_end", 10.0, "horizon of the flow", minimum=0.0),
+    Parameter("t_end", 10.0, "horizon of the flow", positive=True),
 )
 
 
@@ -23,23 +22,23 @@ def objective(config: dict[str, Any]) -> tuple[Any, Any]:
     return model.objective(make_dataset()), model.init(config["seed"])
 
 
-def run(config: dict[str, Any], out: Path, progress: bool = False) -> dict[str, Any]:
-    """Integrate to ``t_end``; write ``trajectory.npz`` and ``summary.json``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def train(config: dict[str, Any], out: Path, progress: bool = False) -> Outcome:
+    """Integrate to ``t_end`` (saved as ``trajectory.npz`` by ``Experiment.run``)."""
     model, data = LogisticRegression(), make_dataset()
     traj = simulate(model.objective(data), model.init(config["seed"]), config["t_end"],
                     observables=model.observables(data), progress=progress, config=config)
-    traj.save(out / "trajectory.npz")
+    return Outcome(trajectories={"trajectory": traj})
+
+
+def summarize(outcome: Outcome, config: dict[str, Any]) -> dict[str, Any]:
+    traj = outcome.trajectories["trajectory"]
     loss = traj.observables["loss"]
-    summary = to_jsonable({"experiment": "tiny", "config": config,
-                           "initial_loss": float(loss[0]), "final_loss": float(loss[-1]),
-                           "solver": traj.stats})
-    write_json(out / "summary.json", summary)
-    return summary
+    return to_jsonable({"experiment": "tiny", "config": config,
+                        "initial_loss": float(loss[0]), "final_loss": float(loss[-1]),
+                        "solver": traj.stats})
 
 
-def plot(out: Path) -> list[Path]:
+def draw(out: Path) -> list[Path]:
     """A "figure" without matplotlib: the loss curve as text."""
     traj = Trajectory.load(Path(out) / "trajectory.npz")
     path = Path(out) / "loss.txt"
@@ -53,5 +52,5 @@ def report(summary: dict[str, Any]) -> list[str]:
 
 
 EXPERIMENT = Experiment(name="tiny", description="logistic regression on four points in 2D",
-                        parameters=PARAMETERS, run=run, plot=plot, objective=objective,
-                        report=report)
+                        parameters=PARAMETERS, objective=objective, train=train,
+                        summarize=summarize, draw=draw, report=report)
