@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from gradflow import folders, registry
+from gradflow.claims import STATUSES, evaluate, write_ledger
 from gradflow.errors import (
     ArgumentError,
     CheckpointError,
@@ -302,7 +303,38 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="re-draw the figures of a saved run")
     plot.add_argument("dir", help="the run's output folder")
     plot.set_defaults(func=_plot)
+    claims = sub.add_parser(
+        "claims", help="check the papers' claims: the claims ledger",
+        description="Run each paper's protocols once and evaluate every claim of its ledger "
+        "(papers/<paper>/claims.py): reproduced, a stated discrepancy pinned to what the flow "
+        "does, or not simulated. Writes OUT/claims.json, OUT/claims.md and the figures of the "
+        "discrepancies. Exit status 0: every claim passed; 1: some did not.")
+    claims.add_argument("papers", nargs="*", metavar="PAPER",
+                        help="papers to check (default: all with a ledger)")
+    claims.add_argument("--out", default="runs/claims", help="output folder (default "
+                        "runs/claims)")
+    claims.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    claims.set_defaults(func=_claims)
     return parser
+
+
+def _claims(args: argparse.Namespace) -> int:
+    papers = args.papers or registry.ledger_papers()
+    ledgers = [registry.ledger(paper) for paper in papers]  # every name checked before running
+    out = folders.make_folder(args.out, "--out")
+    results = []
+    for ledger in ledgers:
+        if not args.no_progress:
+            print(f"{ledger.paper}: {len(ledger.claims)} claims", file=sys.stderr)
+        results += evaluate(ledger.claims, ledger.runs, progress=not args.no_progress,
+                            figures=out / "figures")
+    json_path, md_path = write_ledger(results, out)
+    failed = [r.claim.id for r in results if r.passed is False]
+    counts = {s: sum(r.claim.status == s for r in results) for s in STATUSES}
+    print(f"{len(results)} claims ({', '.join(f'{n} {s}' for s, n in counts.items())}): "
+          f"{len(results) - len(failed)} passed" + (f", failed: {failed}" if failed else ""))
+    print(f"wrote {json_path} and {md_path}")
+    return 1 if failed else 0
 
 
 def _os_error_message(exc: OSError, args: argparse.Namespace) -> str:

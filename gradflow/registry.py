@@ -34,8 +34,10 @@ import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import Any
 
+from gradflow.claims import Ledger
 from gradflow.errors import ArgumentError
 from gradflow.experiment import Experiment
 from gradflow.papers.cooccurrence import experiment as cooccurrence
@@ -45,7 +47,7 @@ from gradflow.papers.representation_icl import experiment as representation_icl
 from gradflow.papers.softmax_icl import experiment as softmax_icl
 
 __all__ = ["ENTRY_POINT_GROUP", "REGISTRY", "Plugin", "available", "clear_cache", "get",
-           "plugins", "problems"]
+           "ledger", "ledger_papers", "plugins", "problems"]
 
 REGISTRY: dict[str, Experiment] = {
     e.name: e
@@ -344,3 +346,30 @@ def problems() -> list[str]:
     index = _index()
     return ([_failed(index, p) for p in index.plugins if p.error]
             + [_collision(name, sources) for name, sources in index.collisions.items()])
+
+
+# ------------------------------------------------------------------------------ claims ledgers
+
+
+def ledger_papers() -> list[str]:
+    """The papers of ``gradflow.papers`` that declare a claims ledger (``claims.py``)."""
+    root = Path(__file__).parent / "papers"
+    return sorted(p.name for p in root.iterdir() if (p / "claims.py").is_file())
+
+
+def ledger(paper: str) -> Ledger:
+    """The claims ledger of ``paper`` (``gradflow.papers.<paper>.claims.LEDGER``).
+
+    Raises
+    ------
+    ArgumentError
+        No such paper, or it has no ledger; the papers with one are listed.
+    """
+    papers = ledger_papers()
+    if paper not in papers:
+        raise ArgumentError(f"no claims ledger for paper {paper!r}; papers with one: {papers}")
+    found = importlib.import_module(f"gradflow.papers.{paper}.claims").LEDGER
+    if not isinstance(found, Ledger) or found.paper != paper:
+        raise ArgumentError(f"gradflow.papers.{paper}.claims.LEDGER is not the Ledger of "
+                            f"{paper!r}")
+    return found

@@ -14,7 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "gradflow"
 PAPERS = PACKAGE / "papers"
-ROLES = ("data", "theory", "model", "protocol", "experiment", "figures")
+ROLES = ("data", "theory", "model", "protocol", "claims", "experiment", "figures")
 """The file roles of a paper, in the only order in which they may import each other."""
 NOT_ENGINE = {"registry", "cli", "sweep"}
 """The modules directly under gradflow/ that may import the papers (they list and run them)."""
@@ -88,8 +88,9 @@ def test_a_model_never_imports_the_integrator(path):
     assert not bad, f"{path.parent.name}/model.py imports the integrator: {bad}"
 
 
-@pytest.mark.parametrize("path", sorted(PAPERS.glob("*/experiment.py")),
-                         ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("path", sorted([*PAPERS.glob("*/experiment.py"),
+                                         *PAPERS.glob("*/claims.py")]),
+                         ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_an_experiment_never_calls_simulate(path):
     tree = ast.parse(path.read_text(encoding="utf-8"))
     calls = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call) and (
@@ -98,14 +99,14 @@ def test_an_experiment_never_calls_simulate(path):
     imports = [line for m, line, _ in _imports(path) if m in ("gradflow.flow",
                                                               "gradflow.flow.simulate")]
     assert not calls and not imports, (
-        f"{path.parent.name}/experiment.py integrates itself (lines {calls + imports}); "
+        f"{path.parent.name}/{path.name} integrates itself (lines {calls + imports}); "
         "flows belong in protocol.py")
 
 
 @pytest.mark.parametrize("path", sorted(PAPERS.glob("*/figures.py")), ids=lambda p: p.parent.name)
 def test_figures_read_run_folders_only(path):
     computing = [f"gradflow.papers.{path.parent.name}.{role}"
-                 for role in ("model", "protocol", "experiment")]
+                 for role in ("model", "protocol", "claims", "experiment")]
     bad = [(m, line) for m, line, _ in _imports(path)
            if m == "gradflow.flow" or m.startswith(tuple(computing))]
     assert not bad, f"{path.parent.name}/figures.py imports what computes: {bad}"

@@ -12,9 +12,12 @@ engine; ``tests/test_layering.py`` checks it):
                      :class:`gradflow.Model`; it never integrates a flow.
 4. ``protocol.py``   the paper's training and inference procedures, with its solver defaults
                      declared once in ``SOLVER``.
-5. ``experiment.py`` the CLI experiments: parameters, build, train (through the protocol; no
+5. ``claims.py``     the claims ledger (:mod:`gradflow.claims`): ``RUNS`` of the protocol and
+                     ``CLAIMS``, each a statement, its source in the paper, a status and a check
+                     with its expected value and tolerance; no ``simulate`` call of its own.
+6. ``experiment.py`` the CLI experiments: parameters, build, train (through the protocol; no
                      ``simulate`` call of its own), summarize, report.
-6. ``figures.py``    ``draw(out)``: the figures, from a run folder only.
+7. ``figures.py``    ``draw(out)``: the figures, from a run folder only.
 
 A paper without a CLI experiment has the first three. The ``__init__`` of each paper re-exports
 its public names. The engine (every module directly under ``gradflow/`` except ``registry.py``,

@@ -1,0 +1,136 @@
+"""The claims ledger: the engine (expectations, records, shared runs, failures recorded) and one
+test per claim of every paper's ledger, each asserting that the claim passes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gradflow import registry
+from gradflow.claims import Claim, Close, Equals, Ledger, Within, evaluate, write_ledger
+from gradflow.cli import main
+from gradflow.errors import ArgumentError
+
+# ------------------------------------------------------------------------------- the engine
+
+
+def test_expectations_pass_and_fail_where_they_should():
+    assert Close(1.0, rtol=1e-3, reason="r").passes(1.0009)
+    assert not Close(1.0, rtol=1e-3, reason="r").passes(1.0011)
+    assert Close([0.0, 1.0], atol=1e-9, reason="r").passes(np.array([1e-10, 1.0]))
+    assert not Close([0.0, 1.0], atol=1e-9, reason="r").passes([0.0, 1.0, 2.0])  # shapes
+    assert not Close(1.0, rtol=1.0, reason="r").passes(float("nan"))
+    assert not Close(1.0, rtol=1.0, reason="r").passes("a string")
+    assert Within(-2.1, -1.9, reason="r").passes(-2.0)
+    assert not Within(-2.1, -1.9, reason="r").passes(-1.8)
+    assert Within(high=1e-8, reason="r").passes(0.0) and not Within(high=1e-8, reason="r").passes(1)
+    assert not Within(0, 1, reason="r").passes(float("nan"))
+    assert not Within(0, 1, reason="r").passes([])
+    assert Equals(16).passes(16) and not Equals(16).passes(15)
+    assert Equals(["a", "b"]).passes(("a", "b"))  # JSON-equal
+
+
+def test_a_tolerance_needs_its_reason_and_a_claim_its_parts():
+    for build in (lambda: Close(1.0, rtol=0.1), lambda: Within(0, 1), lambda: Within(0, 1,
+                  reason="  ")):
+        with pytest.raises(ArgumentError, match="reason"):
+            build()
+    with pytest.raises(ArgumentError, match="low 2 > high 1"):
+        Within(2, 1, reason="r")
+    with pytest.raises(ArgumentError, match="needs a check"):
+        Claim("p.x", "s", "Thm 1", "reproduced")
+    with pytest.raises(ArgumentError, match="says why"):
+        Claim("p.x", "s", "Thm 1", "not-simulated")
+    with pytest.raises(ArgumentError, match="what the paper"):
+        Claim("p.x", "s", "Thm 1", "discrepancy", check=lambda: 1,
+              expected=Equals(1))
+    with pytest.raises(ArgumentError, match="status"):
+        Claim("p.x", "s", "Thm 1", "holds", check=lambda: 1, expected=Equals(1))
+    with pytest.raises(ArgumentError, match=r"<paper>\.<name>"):
+        Claim("x", "s", "Thm 1", "reproduced", check=lambda: 1, expected=Equals(1))
+
+
+def test_a_ledger_refuses_duplicates_foreign_claims_and_undeclared_runs():
+    claim = Claim("p.a", "s", "Thm 1", "reproduced", check=lambda r: r, expected=Equals(1),
+                  uses=("r",))
+    with pytest.raises(ArgumentError, match="duplicated"):
+        Ledger("p", (claim, claim), {"r": lambda progress: 1})
+    with pytest.raises(ArgumentError, match="another paper"):
+        Ledger("q", (claim,), {"r": lambda progress: 1})
+    with pytest.raises(ArgumentError, match="undeclared runs"):
+        Ledger("p", (claim,), {})
+
+
+def test_runs_are_shared_and_failures_are_recorded_not_raised(tmp_path):
+    calls = []
+
+    def run(progress):
+        calls.append(1)
+        return 2.0
+
+    def broken(progress):
+        raise RuntimeError("the solver stalled")
+
+    claims = (
+        Claim("p.a", "a", "Thm 1", "reproduced", check=lambda r: r, expected=Equals(2.0),
+              uses=("run",)),
+        Claim("p.b", "b", "Thm 2", "discrepancy", check=lambda r: 3 * r,
+              expected=Close(6.0, rtol=1e-12, reason="rounding"), uses=("run",),
+              note="the paper says 5; the flow gives 6"),
+        Claim("p.c", "c", "Lemma 3", "reproduced", check=lambda r: r, expected=Equals(1),
+              uses=("broken",)),
+        Claim("p.d", "d", "Thm 4", "reproduced", check=lambda r: 1 / 0, expected=Equals(1),
+              uses=("run",)),
+        Claim("p.e", "e", "§5 (real ViTs)", "not-simulated", note="a real-image experiment"),
+        Claim("p.f", "f", "Thm 6", "reproduced", check=lambda r: r, expected=Equals(1.0),
+              uses=("run",)),
+    )
+    results = evaluate(claims, {"run": run, "broken": broken})
+    assert calls == [1]  # one run for four claims
+    assert [r.passed for r in results] == [True, True, False, False, None, False]
+    assert "the solver stalled" in results[2].error
+    assert "ZeroDivisionError" in results[3].error
+    json_path, md_path = write_ledger(results, tmp_path)
+    data = json.loads(json_path.read_text())
+    assert data["failed"] == ["p.c", "p.d", "p.f"]
+    assert data["counts"] == {"reproduced": 4, "discrepancy": 1, "not-simulated": 1}
+    first = data["claims"][0]
+    assert {"id", "paper", "statement", "source", "status", "expected", "measured",
+            "tolerance", "passed"} <= set(first)
+    assert first["paper"] == "p" and first["measured"] == 2.0
+    table = md_path.read_text()
+    assert "| p.b |" in table and "the paper says 5; the flow gives 6" in table
+
+
+def test_the_cli_runs_a_ledger_and_names_a_bad_paper(tmp_path, capsys):
+    assert main(["claims", "linear_icl", "--out", str(tmp_path), "--no-progress"]) == 0
+    data = json.loads((tmp_path / "claims.json").read_text())
+    assert all(c["passed"] for c in data["claims"]) and data["claims"]
+    assert (tmp_path / "claims.md").is_file()
+    assert main(["claims", "nosuchpaper", "--out", str(tmp_path / "x")]) == 2
+    assert "no claims ledger for paper 'nosuchpaper'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------ every paper's claims
+
+LEDGERS = {paper: registry.ledger(paper) for paper in registry.ledger_papers()}
+CASES = [(paper, claim) for paper, ledger in LEDGERS.items() for claim in ledger.claims]
+RUN_CACHE: dict[str, dict] = {}
+
+
+def test_every_paper_with_experiments_has_a_ledger():
+    assert "linear_icl" in LEDGERS
+
+
+@pytest.mark.parametrize(("paper", "claim"), CASES, ids=[c.id for _, c in CASES])
+def test_claim(paper, claim):
+    """The claim passes: a reproduction within its stated tolerance, or a discrepancy still
+    doing what the ledger pins. Each paper's runs are computed once for all its claims."""
+    if claim.status == "not-simulated":
+        pytest.skip(f"not simulated: {claim.note}")
+    (result,) = evaluate([claim], LEDGERS[paper].runs, cache=RUN_CACHE.setdefault(paper, {}))
+    assert result.passed, (f"{claim.id} ({claim.source}): measured {result.measured!r}, "
+                           f"expected {claim.expected.describe()} "
+                           f"({claim.expected.tolerance()}) {result.error}")
