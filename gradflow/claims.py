@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gradflow.errors import ArgumentError
-from gradflow.experiment import write_atomic, write_json
+from gradflow.files import write_atomic, write_json
 from gradflow.trajectory import to_jsonable
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "Result",
     "Within",
     "evaluate",
+    "evaluate_summary",
     "ledger_markdown",
     "write_ledger",
 ]
@@ -209,6 +210,16 @@ class Claim:
         ``figure(*runs, path) -> Path``: the figure that shows a discrepancy.
     ledger : str
         The fidelity review's id of the claim (e.g. ``N19``), if it has one.
+    experiment : str
+        The experiment whose run also measures the claim (``gradflow run <experiment>`` then
+        prints and saves this claim's row), with :attr:`from_summary`.
+    from_summary : callable, optional
+        ``from_summary(summary) -> measured``: the same measurement read from that
+        experiment's ``summary.json``.
+    config : dict
+        The experiment parameters the claim is asserted at, where they differ from the
+        defaults (e.g. ``{"s1_mult": 1.0}`` for the paper's own initialisation); a run with
+        other values reports the row as not applicable.
     """
 
     id: str
@@ -222,6 +233,9 @@ class Claim:
     discussion: str = ""
     figure: Callable[..., Path] | None = None
     ledger: str = ""
+    experiment: str = ""
+    from_summary: Callable[[Mapping[str, Any]], Any] | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -312,6 +326,33 @@ def evaluate(claims: Sequence[Claim], runs: Mapping[str, Callable[[bool], Any]],
         result.seconds = time.perf_counter() - start
         results.append(result)
         bar(claim.id)
+    return results
+
+
+def evaluate_summary(claims: Sequence[Claim], summary: Mapping[str, Any],
+                     defaults: Mapping[str, Any]) -> list[Result]:
+    """The rows of ``claims`` measured from an experiment's ``summary`` (their
+    :attr:`Claim.from_summary`). A claim asserted at other parameter values than the run's
+    (``claim.config`` over ``defaults``) is not applicable: ``passed`` None, and ``error`` says
+    which values it needs."""
+    config = summary.get("config", {})
+    results = []
+    for claim in claims:
+        if claim.from_summary is None:
+            continue
+        result = Result(claim)
+        wanted = {**{k: defaults[k] for k in claim.config if k in defaults}, **claim.config}
+        differ = {k: v for k, v in wanted.items() if to_jsonable(config.get(k)) != to_jsonable(v)}
+        if differ:
+            result.error = "not applicable: asserted at " + ", ".join(
+                f"{k}={v!r}" for k, v in differ.items())
+        else:
+            try:
+                result.measured = to_jsonable(claim.from_summary(summary))
+                result.passed = claim.expected.passes(result.measured)
+            except Exception as exc:
+                result.passed, result.error = False, f"{type(exc).__name__}: {exc}"
+        results.append(result)
     return results
 
 

@@ -24,7 +24,8 @@ from gradflow.errors import (
     ObservableError,
     SolverError,
 )
-from gradflow.experiment import load_config_file, parse_assignments, read_json
+from gradflow.experiment import load_config_file, parse_assignments
+from gradflow.files import read_json
 from gradflow.folders import FolderBusyError
 from gradflow.gradcheck import check_gradient
 from gradflow.sweep import (
@@ -102,7 +103,7 @@ def _execute(name: str, config: dict, out: Path, progress: bool) -> int:
         raise GradflowError(message if str(path) in message
                             else f"{message} (partial trajectory: {path})") from exc
     print(f"wrote trajectories, summary.json and figures to {out}")
-    for line in experiment.report(summary):
+    for line in [*experiment.report(summary), *experiment.ledger_lines(out)]:
         print(line)
     return 0
 

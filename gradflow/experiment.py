@@ -20,7 +20,6 @@ parameters that set the largest part.
 from __future__ import annotations
 
 import importlib
-import json
 import math
 import numbers
 import os
@@ -32,7 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from gradflow.errors import ArgumentError, CheckpointError
+from gradflow.claims import evaluate_summary
+from gradflow.errors import ArgumentError
+from gradflow.files import read_json, write_atomic, write_json
 
 __all__ = [
     "BUDGET",
@@ -49,11 +50,8 @@ __all__ = [
     "non_finite_line",
     "non_finite_observables",
     "parse_assignments",
-    "read_json",
     "seed_parameter",
     "solver_parameters",
-    "write_atomic",
-    "write_json",
 ]
 
 INT64_MAX = 2**63 - 1
@@ -254,6 +252,9 @@ class Experiment:
         The lines ``gradflow run`` prints after a run.
     checks : callable config -> None
         Cross-parameter validation; raises :class:`ArgumentError`.
+    claims : tuple of Claim
+        The paper's ledger claims this experiment also measures (:attr:`Claim.from_summary`):
+        :meth:`run` evaluates them on the summary and saves them as ``claims.json``.
     """
 
     name: str
@@ -265,6 +266,7 @@ class Experiment:
     draw: Callable[[Path], list[Path]] | str
     report: Callable[[dict[str, Any]], list[str]]
     checks: Callable[[dict[str, Any]], None] = field(default=lambda config: None)
+    claims: tuple[Any, ...] = ()
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.parameters}
@@ -306,8 +308,27 @@ class Experiment:
             write_atomic(out / f"{name}.npz", lambda fh, a=arrays: np.savez(fh, **a))
         summary = self.summarize(outcome, config)
         write_json(out / "summary.json", summary)
+        if self.claims:
+            rows = evaluate_summary(self.claims, summary, self.defaults())
+            write_json(out / "claims.json", {"claims": [r.record() for r in rows]})
         self.plot(out)
         return summary
+
+    def ledger_lines(self, out: str | Path) -> list[str]:
+        """The lines ``gradflow run`` prints for the ledger rows of a run (``claims.json``)."""
+        path = Path(out) / "claims.json"
+        if not self.claims or not path.is_file():
+            return []
+        rows = read_json(path)["claims"]
+        done = [r for r in rows if r["passed"] is not None]
+        failed = [r["id"] for r in done if not r["passed"]]
+        skipped = [f"{r['id']} ({r['error'].removeprefix('not applicable: ')})"
+                   for r in rows if r["passed"] is None]
+        lines = [f"claims ledger: {len(done) - len(failed)}/{len(done)} of this run's rows "
+                 f"pass (claims.json)" + (f"; failing: {failed}" if failed else "")]
+        if skipped:
+            lines.append("not applicable at this run's parameters: " + "; ".join(skipped))
+        return lines
 
     def plot(self, out: str | Path) -> list[Path]:
         """Draw the figures of a run folder (a saved run: nothing is integrated)."""
@@ -427,58 +448,6 @@ def log_records(t_end: float, per_decade: int, extra: int = 0) -> float:
     """The number of record times of ``log_grid(t_end, per_decade=...)`` (an upper bound)."""
     t_min = min(1e-3, t_end / 1e3)
     return per_decade * (math.log10(t_end / t_min) + 1) + 2 + extra
-
-
-# ------------------------------------------------------------------------------ outputs
-
-
-def write_atomic(path: str | Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
-    """Write a file through ``write(file object)`` into a temporary sibling, then rename it.
-
-    A failure (a full disk, a read-only file system) leaves the previous file, if any, intact
-    and removes the partial temporary file; the ``OSError`` is re-raised with the path.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
-            write(fh)
-        tmp.replace(path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if (isinstance(exc, OSError) and exc.errno is not None
-                and exc.filename in (None, str(tmp))):
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
-        raise
-    return path
-
-
-def write_json(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON, atomically (:func:`write_atomic`)."""
-    text = json.dumps(data, indent=2)
-    return write_atomic(path, lambda fh: fh.write(text), mode="w")
-
-
-def read_json(path: str | Path) -> dict[str, Any]:
-    """Read a JSON object written by gradflow (a summary), naming the file if it is not one.
-
-    Raises
-    ------
-    CheckpointError
-        Missing, unreadable, not UTF-8, not JSON, or not a JSON object.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} does not exist") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not a JSON file written by gradflow ({exc})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(
-            f"{path} holds a JSON {type(data).__name__}, not the object gradflow writes"
-        )
-    return data
 
 
 def non_finite_observables(t: np.ndarray, observables: Mapping[str, np.ndarray],

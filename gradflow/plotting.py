@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from gradflow.errors import CheckpointError, GradflowError
-from gradflow.experiment import read_json
+from gradflow.files import read_json
 from gradflow.trajectory import Trajectory
 
 __all__ = ["FIGURE_LOCK", "draw_figures", "field", "load_trajectory", "save", "serialized"]

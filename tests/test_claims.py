@@ -134,3 +134,21 @@ def test_claim(paper, claim):
     assert result.passed, (f"{claim.id} ({claim.source}): measured {result.measured!r}, "
                            f"expected {claim.expected.describe()} "
                            f"({claim.expected.tolerance()}) {result.error}")
+
+
+def test_rows_from_a_run_summary_and_parameters_that_do_not_apply():
+    from gradflow.claims import evaluate_summary
+
+    claims = (
+        Claim("p.a", "a", "Thm 1", "reproduced", check=lambda r: r, expected=Equals(3),
+              uses=("run",), experiment="e", from_summary=lambda s: s["n"]),
+        Claim("p.b", "b", "Thm 2", "reproduced", check=lambda r: r, expected=Equals(3),
+              uses=("run",), experiment="e", from_summary=lambda s: s["n"],
+              config={"init": "paper"}),
+        Claim("p.c", "c", "Thm 3", "reproduced", check=lambda r: r, expected=Equals(3),
+              uses=("run",)),  # no from_summary: not a row of the run
+    )
+    summary = {"n": 3, "config": {"init": "tuned", "seed": 0}}
+    rows = evaluate_summary(claims, summary, {"init": "tuned", "seed": 0})
+    assert [(r.claim.id, r.passed) for r in rows] == [("p.a", True), ("p.b", None)]
+    assert rows[1].error == "not applicable: asserted at init='paper'"

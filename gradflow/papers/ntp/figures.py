@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from gradflow.errors import CheckpointError
-from gradflow.experiment import read_json
+from gradflow.files import read_json
 from gradflow.papers.ntp import theory
 from gradflow.papers.ntp.data import FIXTURE_NAMES
 from gradflow.plotting import draw_figures, field, load_trajectory, save, serialized

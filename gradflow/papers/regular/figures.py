@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from gradflow.experiment import read_json
+from gradflow.files import read_json
 from gradflow.plotting import draw_figures, field, load_trajectory, save, serialized
 from gradflow.trajectory import Trajectory
 

@@ -1,0 +1,123 @@
+"""Write ``docs/findings/<page>.md`` from the claims ledgers: no hand-typed numbers.
+
+Each page is generated from ``gradflow/papers/<paper>/claims.py`` (the three in-context-learning
+papers share ``icl.md``): the reproduced claims as a table, every discrepancy with its note, its
+discussion and its figure, and the claims outside the flow. Run after changing a ledger::
+
+    python scripts/write_findings.py            # every page
+    python scripts/write_findings.py ntp        # only the page of these papers
+
+It evaluates the ledgers (the same runs ``gradflow claims`` makes) and fails, writing nothing,
+if a claim does not pass: a findings page never reports a ledger that is red.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+from gradflow import registry
+from gradflow.claims import Result, evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+FINDINGS = ROOT / "docs" / "findings"
+PAGES = {"linear_icl": "icl", "softmax_icl": "icl", "representation_icl": "icl"}
+"""Papers whose page is not named after them."""
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _measured(r: Result) -> str:
+    record = r.record()
+    if r.error:
+        return f"error: {r.error}"
+    value = record["measured"]
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return _cell(value)
+
+
+def paper_section(paper: str, results: list[Result], seconds: float) -> str:
+    """The markdown of one paper's ledger."""
+    module = importlib.import_module(f"gradflow.papers.{paper}.claims")
+    intro = (module.__doc__ or "").strip()
+    title, _, rest = intro.partition("\n\n")
+    by = {s: [r for r in results if r.claim.status == s]
+          for s in ("reproduced", "discrepancy", "not-simulated")}
+    lines = [f"## {title.strip()}" if title else f"## {paper}", ""]
+    if rest:
+        lines += [rest.strip(), ""]
+    lines += [f"{len(results)} claims: {len(by['reproduced'])} reproduced, "
+              f"{len(by['discrepancy'])} discrepancies (pinned to what the flow does), "
+              f"{len(by['not-simulated'])} not simulated. Ledger: "
+              f"`gradflow/papers/{paper}/claims.py`; evaluated in {seconds:.0f} s "
+              f"(`gradflow claims {paper}`).", ""]
+    if by["reproduced"]:
+        lines += ["### Reproduced", "",
+                  "| claim | source | measured | expected | tolerance |",
+                  "|---|---|---|---|---|"]
+        for r in by["reproduced"]:
+            c = r.claim
+            lines.append("| " + " | ".join([
+                f"{_cell(c.statement)} (`{c.id}`)", _cell(c.source), _measured(r),
+                _cell(c.expected.describe()), _cell(c.expected.tolerance())]) + " |")
+        lines.append("")
+    if by["discrepancy"]:
+        lines += ["### Where the flow and the paper disagree", ""]
+        for r in by["discrepancy"]:
+            c = r.claim
+            lines += [f"**{c.statement}** (`{c.id}`, {c.source})", "", f"- {c.note}",
+                      f"- Measured: {_measured(r)}; pinned at {c.expected.describe()} "
+                      f"({c.expected.tolerance()})."]
+            if c.discussion:
+                lines.append(f"- {c.discussion}")
+            if r.figure:
+                lines.append(f"- Figure: [`figures/{r.figure}`](figures/{r.figure})")
+            lines.append("")
+    if by["not-simulated"]:
+        lines += ["### Not simulated", ""]
+        lines += [f"- {r.claim.statement} ({r.claim.source}): {r.claim.note}"
+                  for r in by["not-simulated"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("papers", nargs="*", help="papers (default: every ledger)")
+    args = parser.parse_args(argv)
+    papers = args.papers or registry.ledger_papers()
+    pages: dict[str, list[str]] = {}
+    for paper in registry.ledger_papers():  # a page is written whole: all its papers
+        if PAGES.get(paper, paper) in {PAGES.get(p, p) for p in papers}:
+            pages.setdefault(PAGES.get(paper, paper), []).append(paper)
+    texts = {}
+    for page, members in pages.items():
+        sections = []
+        for paper in members:
+            ledger = registry.ledger(paper)
+            start = time.perf_counter()
+            results = evaluate(ledger.claims, ledger.runs, figures=FINDINGS / "figures")
+            seconds = time.perf_counter() - start
+            failed = [r.claim.id for r in results if r.passed is False]
+            if failed:
+                print(f"{paper}: claims failing, nothing written: {failed}", file=sys.stderr)
+                return 1
+            sections.append(paper_section(paper, results, seconds))
+        texts[page] = ("# What the simulations show: " + ", ".join(members) + "\n\n"
+                       "_Generated by `scripts/write_findings.py` from the claims ledgers; edit "
+                       "the ledgers, not this page._\n\n" + "\n".join(sections))
+    for page, text in texts.items():
+        path = FINDINGS / f"{page}.md"
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
