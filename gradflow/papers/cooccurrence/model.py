@@ -156,7 +156,7 @@ class CooccurrenceTransformer(Model):
         s0_mult: float = 1.0,
         s1_mult: float = 1.0,
     ) -> np.ndarray:
-        """Draw θ₀ (paper §3: Gaussian W_Q, W_K, W_V with std σ0 and W with std σ1).
+        """Draw θ₀ (the paper's Gaussian W_Q, W_K, W_V with std σ0 and W with std σ1).
 
         The same ``rng`` gives the same attention blocks and the same u = W(0)ᵀa for the full
         and the reduced model, so the two flows can be compared from one draw.
@@ -319,7 +319,7 @@ class CooccurrenceTransformer(Model):
     # ---------------------------------------------------------------- observables
 
     def observables(self, data: CooccurrenceData) -> dict[str, Observable]:
-        """The quantities of paper §4 as functions of θ.
+        """The quantities of the paper's Thms 3.1–3.3 and Lemmas 4.1–4.7 as functions of θ.
 
         ========================  ====================================================
         name                      meaning

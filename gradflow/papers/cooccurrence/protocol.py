@@ -1,6 +1,6 @@
 """The training procedure of the co-occurrence paper: one gradient flow from the paper's
 initialisation, recorded densely over Phase 1 and on a log grid after it (Yang, Kailkhura,
-Wang, Liang, NeurIPS 2024, §3 and Figure 1)."""
+Wang, Liang, NeurIPS 2024, Condition 1 and the experiment of Appendix A, Figure 1)."""
 
 from __future__ import annotations
 

@@ -59,7 +59,8 @@ def phase1_time_scale(sigma1: float, m: int, m1: int) -> float:
     """The order of the end of Phase 1, T1 = C/(σ1² m m1) (Thm 3.1 / E.28), with C = 1.
 
     ``σ1² m m1`` is the expected ‖u(0)‖² at initialisation, so the measured ``T1·‖u(0)‖²``
-    is the paper's constant C (≈ 20 in the reference runs of the spec).
+    is the paper's constant C (44 with s1_mult = 1, 0.64 with the default s1_mult = 0.1:
+    ``docs/findings/cooccurrence.md``).
     """
     return 1.0 / (sigma1**2 * m * m1)
 

@@ -44,7 +44,8 @@ class LinearICLTask:
 
 
 def make_task(d: int, N: int, Lambda: Any = "random", rng: Any = None) -> LinearICLTask:
-    """The task of spec §(d)2.
+    """The paper's task: x_i, x_q ~ N(0, Λ), w ~ N(0, I_d), noiseless y = ⟨w, x⟩
+    (``docs/derivations/linear_icl.md``, §Reduced population flow).
 
     Parameters
     ----------
@@ -85,7 +86,8 @@ class PromptSample:
 
 def sample_prompts(task: LinearICLTask, B: int, rng: Any = None) -> PromptSample:
     """B prompts antithetic in w: the second half repeats the first with −w, which makes the
-    empirical gradient of the off-manifold entries exactly zero on the manifold (spec §(d)5)."""
+    empirical gradient of the off-manifold entries exactly zero on the manifold
+    (``docs/derivations/linear_icl.md``, §Full-parameter model)."""
     B = integer(B, "B", minimum=2, why=" and even (antithetic pairs)")
     if B % 2:
         raise ArgumentError(f"B must be an even integer >= 2 (antithetic pairs), got {B!r}")

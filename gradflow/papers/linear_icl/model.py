@@ -1,7 +1,7 @@
 """In-context linear regression with one linear self-attention layer (Zhang, Frei, Bartlett, JMLR
 2024, "Trained transformers learn linear models in-context").
 
-Two models (spec ``icl.md`` §(d)):
+Two models, both from the initialisation of Assumption 3.3:
 
 * :class:`LinearICLReduced` — the exact population flow in the reduced coordinates (U, u) of
   Lemma 5.2: ŷ = u hᵀ U x_q with h = (1/N) Σ y_i x_i, loss

@@ -2,9 +2,9 @@
 over a vocabulary embedded by E, their realizability conditions, the paper's fixture and
 random realizable instances.
 
-A dataset is realizable (the paper's §2, ``docs/derivations/ntp.md``) when every sentence's next
-token is the collocate n(x*) of its unique optimal token x*, the relations x <_q x* observed per
-query q form a DAG (R1), x* is unique (R2), n is a function (R3), and no other token of the
+A dataset is realizable (``docs/derivations/ntp.md``, §Realizability (R1–R4)) when every sentence's
+next token is the collocate n(x*) of its unique optimal token x*, the relations x <_q x* observed
+per query q form a DAG (R1), x* is unique (R2), n is a function (R3), and no other token of the
 sentence shares x*'s collocate (R4). :func:`make_dataset` checks R1–R4 and names the offending
 sentence.
 """
@@ -172,7 +172,8 @@ def make_dataset(
     stage1: str | Sequence[int] = "optimal",
     names: str | None = None,
 ) -> NTPData:
-    """Build a realizable next-token dataset, checking conditions R1–R4 of spec §2.
+    """Build a realizable next-token dataset, checking conditions R1–R4
+    (``docs/derivations/ntp.md``, §Realizability (R1–R4)).
 
     Parameters
     ----------
@@ -186,7 +187,8 @@ def make_dataset(
         Token embeddings; default one-hot E = I_K.
     stage1 : "optimal", "all" or sequence of int
         Tokens whose collocation pairs form the stage-1 data: those occurring as optimal in
-        the dataset (spec §8.2, default), every token with a collocate, or an explicit set.
+        the dataset (default; a modelling choice of gradflow: docs/derivations/ntp.md,
+        §Stage-1 data), every token with a collocate, or an explicit set.
     names : str, optional
         One-character token names used in messages and reports.
 
@@ -263,7 +265,8 @@ def _parse(words: Sequence[str]) -> list[list[int]]:
 
 
 def fixture(embedding: Any = None) -> NTPData:
-    """The spec §2.1 fixture: 8 tokens a..h, n(i) = i + 4 mod 8, queries g and h, 9 sentences."""
+    """The fixture (docs/derivations/ntp.md, §Fixture and random instances): 8 tokens a..h,
+    n(i) = i + 4 mod 8, queries g and h, 9 sentences."""
     words = ["bcg", "abg", "cdg", "dg", "efg", "abh", "bch", "cdh", "ah"]
     collocation = [(i + 4) % 8 for i in range(8)]
     sentences = _parse(words)
@@ -290,9 +293,10 @@ def random_instance(
     n_sentences: int = 30,
     lengths: tuple[int, int] = (2, 6),
 ) -> NTPData:
-    """A random realizable instance (spec §6): collocation a random permutation of the K tokens
-    (so R3, R4 hold), a random total order per query whose observed part is a DAG (R1), and
-    sentences of random length of distinct tokens ending in a query (R2), deduplicated.
+    """A random realizable instance (docs/derivations/ntp.md, §Fixture and random instances):
+    collocation a random permutation of the K tokens (so R3, R4 hold), a random total order per
+    query whose observed part is a DAG (R1), and sentences of random length of distinct tokens
+    ending in a query (R2), deduplicated.
 
     Parameters
     ----------

@@ -28,19 +28,22 @@ from gradflow.trajectory import to_jsonable
 __all__ = ["EXPERIMENT", "build", "summarize", "train"]
 
 PARAMETERS = (
-    Parameter("dataset", "fixture", "the spec's 8-token fixture, or a random realizable instance",
-              choices=("fixture", "random")),
+    Parameter("dataset", "fixture", "the 8-token fixture, or a random realizable instance "
+              "(modelling choices of gradflow: docs/derivations/ntp.md, §Fixture and random "
+              "instances)", choices=("fixture", "random")),
     Parameter("K", 16, "random instance: vocabulary size", minimum=3, maximum=10_000),
     Parameter("n_queries", 3, "random instance: number of query tokens", minimum=1,
               maximum=10_000),
     Parameter("n_sentences", 30, "random instance: sentences drawn", minimum=1,
               maximum=1_000_000),
     seed_parameter("seed", 0, "random instance: seed"),
-    Parameter("stage1", "optimal", "stage-1 collocation pairs: tokens optimal in the data "
-              "(spec §8.2) or every token", choices=("optimal", "all")),
-    Parameter("init", "zero", "start of stage 1: zero weights (spec §8.3) or N(0, 1) entries "
-              "(then stage 1's own convergence is visible; on the fixture, zero starts exactly "
-              "on the W_ov* direction)", choices=("zero", "normal")),
+    Parameter("stage1", "optimal", "stage-1 collocation pairs: tokens optimal in the data or "
+              "every token (a modelling choice of gradflow: docs/derivations/ntp.md, §Stage-1 "
+              "data)", choices=("optimal", "all")),
+    Parameter("init", "zero", "start of stage 1: zero weights (a modelling choice of gradflow: "
+              "docs/derivations/ntp.md, §Initialisation) or N(0, 1) entries (then stage 1's own "
+              "convergence is visible; on the fixture, zero starts exactly on the W_ov* "
+              "direction)", choices=("zero", "normal")),
     seed_parameter("init_seed", 0, "seed of the 'normal' initialisation"),
     Parameter("T0", 30.0, "duration of stage 1 (train W_ov)", positive=True),
     Parameter("T", 300.0, "duration of stage 2 (train W_kq)", positive=True),
@@ -54,7 +57,7 @@ PARAMETERS = (
 
 
 FIXTURE_K = 8
-"""Vocabulary size of the spec's fixture."""
+"""Vocabulary size of the fixture (docs/derivations/ntp.md, §Fixture and random instances)."""
 LONGEST_SENTENCE = 6
 """Longest sentence of a random instance (``ntp.random_instance``'s default lengths)."""
 

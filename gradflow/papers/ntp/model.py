@@ -1,8 +1,9 @@
 """Next-token prediction with a one-layer transformer (Huang, Liang, Yang, NeurIPS 2024,
 "Non-asymptotic convergence of training transformers for next-token prediction").
 
-Model (spec ``ntp.md`` §1): for a sentence X = [x_1..x_L] (columns are token embeddings
-e_t = E[:, t]) with query q = x_L,
+Model (the paper's one-layer transformer and its loss, Eq. (1); the details are modelling
+choices of gradflow: ``docs/derivations/ntp.md``, §Model details): for a sentence
+X = [x_1..x_L] (columns are token embeddings e_t = E[:, t]) with query q = x_L,
 
     s = Xᵀ W_kq q,   φ = softmax(s),   h = X φ,   u = Eᵀ W_ov h,   ℓ = −log softmax(u)_y,
 
@@ -51,8 +52,9 @@ class NTPTransformer(LastTokenModel):
     d : int
         Embedding dimension (rows of the dataset's E).
 
-    Initialisation: ``init(preset="zero")`` (spec §8.3: both weights 0, uniform attention) or
-    ``"normal"`` with entries N(0, 1).
+    Initialisation: ``init(preset="zero")`` (both weights 0, uniform attention; a modelling
+    choice of gradflow: docs/derivations/ntp.md, §Initialisation) or ``"normal"`` with entries
+    N(0, 1).
     """
 
     data_type = NTPData
@@ -141,7 +143,8 @@ class NTPTransformer(LastTokenModel):
         return logsumexp(np.where(off, fwd.log_phi, -np.inf), axis=1)
 
     def loss_excess(self, params: dict[str, np.ndarray], data: NTPData) -> float:
-        """L − L_∞(W_ov), the loss above its floor with attention one-hot on x* (spec §3).
+        """L − L_∞(W_ov), the loss above its floor with attention one-hot on x*
+        (``docs/derivations/ntp.md``, §Two-stage normalised flow).
 
         Computed without cancellation: with δ = u − u_∞ − (u − u_∞)_y and p_∞ the floor's
         probabilities, ℓ − ℓ_∞ = log Σ_c p_∞,c e^{δ_c} = log1p(Σ_{c≠y} p_∞,c expm1(δ_c)) (the

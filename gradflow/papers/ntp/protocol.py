@@ -1,5 +1,6 @@
 """The training procedures of the next-token-prediction paper (Huang, Liang, Yang, NeurIPS
-2024): the two-stage normalised gradient flow of its §3 and the joint one-stage ablation."""
+2024): its two-stage normalised gradient flow (``docs/derivations/ntp.md``, §Two-stage
+normalised flow) and the joint one-stage ablation."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def two_stage(
     normalize: str | None = "block",
     **simulate_kwargs: Any,
 ):
-    """The paper's two-stage normalised gradient flow (spec §3).
+    """The paper's two-stage normalised gradient flow (``docs/derivations/ntp.md``, §Two-stage
+    normalised flow).
 
     Stage 1 trains ``W_ov`` alone on the collocation pairs (``data.stage1()``) for time ``T0``
     with dW_ov/dt = −∇L_0/‖∇L_0‖_F; stage 2 freezes ``W_ov`` and trains ``W_kq`` on the main
@@ -73,7 +75,8 @@ def two_stage(
     references : dict, optional
         ``{"W_ov": W_ov*, "W_kq": W_kq*}`` for the cosine and distance observables.
     theta0 : ndarray, optional
-        Start of stage 1 (default zero, spec §8.3); its ``W_kq`` is replaced by zero in stage 2.
+        Start of stage 1 (default zero: a modelling choice of gradflow, docs/derivations/ntp.md,
+        §Initialisation); its ``W_kq`` is replaced by zero in stage 2.
     per_decade : int
         Record points per decade of t.
     normalize : {"block", None}

@@ -1,8 +1,10 @@
 """Predictions of Huang, Liang, Yang (NeurIPS 2024) for next-token prediction: the two
 max-margin limits, the predicted rates, and the extended partial order under dataset shift.
 
-Spec ``ntp.md`` §§3–5. Under the normalised gradient flow (unit speed) the sharp predictions are
-dist = ‖Ŵ − Ŵ*‖ ~ 1/t, 1 − cos ~ 1/t², and a loss excess decaying like exp(−t/‖W*‖_F).
+Derivations: ``docs/derivations/ntp.md`` (§Two-stage normalised flow, §Max-margin problems,
+§Extended order under dataset shift). Under the normalised gradient flow (unit speed) the sharp
+predictions are dist = ‖Ŵ − Ŵ*‖ ~ 1/t, 1 − cos ~ 1/t², and a loss excess decaying like
+exp(−t/‖W*‖_F).
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ __all__ = [
 ]
 
 COS_SLOPE = -2.0
-"""log(1 − cos) against log t under NGF (spec §3)."""
+"""log(1 − cos) against log t under NGF (docs/derivations/ntp.md, §Two-stage normalised flow)."""
 DIST_SLOPE = -1.0
-"""log ‖Ŵ − Ŵ*‖ against log t under NGF (spec §3)."""
+"""log ‖Ŵ − Ŵ*‖ against log t under NGF (docs/derivations/ntp.md, §Two-stage normalised flow)."""
 
 
 def ov_constraints(data: NTPData) -> np.ndarray:
@@ -55,7 +57,8 @@ def ov_constraints(data: NTPData) -> np.ndarray:
 
 def kq_constraints(data: NTPData) -> np.ndarray:
     """Rows of (P-kq): ⟨(e_{x*} − e_x) e_qᵀ, W⟩ ≥ 1 for every sentence with query q and every
-    distinct token x ≠ x* of it (the query included), deduplicated (spec §8.4).
+    distinct token x ≠ x* of it (the query included), deduplicated (a modelling choice of
+    gradflow: docs/derivations/ntp.md, §Max-margin problems).
 
     Returns
     -------
@@ -169,7 +172,8 @@ def predict_unseen(
     params: dict[str, np.ndarray] | None = None,
 ) -> list[Prediction]:
     """Predictions for unseen sentences by the extended order (closure and score) and, when
-    ``model`` and ``params`` are given, by the trained model with its confidence (spec §5)."""
+    ``model`` and ``params`` are given, by the trained model with its confidence
+    (docs/derivations/ntp.md, §Extended order under dataset shift)."""
     closure = transitive_closure(data)
     out = []
     for sentence in sentences:

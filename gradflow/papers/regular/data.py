@@ -173,7 +173,7 @@ def _by_length(lengths: Sequence[int], label) -> tuple[list, list, list]:
 
 def even_pairs(L_max: int = 6, *, embedding: Any = None) -> RegularData:
     """Every string of lengths 1..L_max, labelled +1 iff x_1 = x_L (≡ an even number of ab/ba
-    pairs), weighted 1/2^L per length (spec §1)."""
+    pairs), weighted 1/2^L per length (docs/derivations/regular.md, §Data)."""
     L_max = integer(L_max, "L_max")
     strings, y, w = _by_length(range(1, L_max + 1), lambda s: 1 if s[0] == s[-1] else -1)
     return make_dataset(strings, y, w, embedding=embedding)
@@ -193,14 +193,15 @@ def parity_cot(
     cot_format: str = "B",
     embedding: Any = None,
 ) -> RegularData:
-    """The chain-of-thought training set for parity (spec §7, Method 2), with the even-pairs
-    loss as a regulariser.
+    """The chain-of-thought training set for parity (the paper's Method 2, in a format that is a
+    modelling choice of gradflow: docs/derivations/regular.md, §Parity by chain of thought), with
+    the even-pairs loss as a regulariser.
 
     Format B (default, full prefix): for each x ∈ {a,b}^{L0}, CoT tokens z_1 = x_1 ⊕ x_{L0},
     z_k = x_k ⊕ z_{k−1}; sample k (k = 1..L0−1) is the prefix (x_1..x_{L0}, z_1..z_{k−1}) with
     label +1 iff z_k = a (iff x_k equals the prefix's last token), weight 1/2^{L0}. Format A
     (truncated windows): sample k is (x_k..x_{L0}, z_1..z_{k−1}). The regulariser is the
-    even-pairs data of ``regularizer_lengths`` (default 1..L0, spec §8.8).
+    even-pairs data of ``regularizer_lengths`` (default 1..L0, the same section).
 
     Parameters
     ----------

@@ -40,7 +40,8 @@ EP_PARAMETERS = (Parameter("L_max", 6, "longest string length (all 2^(L_max+1) �
 COT_PARAMETERS = (
     Parameter("L0", 4, "input length of the CoT training set (all 2^L0 inputs are "
               "enumerated)", minimum=2, maximum=16),
-    Parameter("cot_format", "B", "CoT sample format (spec §7)", choices=("B", "A")),
+    Parameter("cot_format", "B", "CoT sample format (a modelling choice of gradflow: "
+              "docs/derivations/regular.md, §Parity by chain of thought)", choices=("B", "A")),
     Parameter("regularizer_max", 4, "even-pairs regulariser on lengths 1..regularizer_max "
               "(0: none)", minimum=0, maximum=20),
     Parameter("L_max", 6, "parity is evaluated for lengths 2..L_max by both CoT methods "

@@ -2,8 +2,8 @@
 "How Transformers Learn Regular Language Recognition"): even pairs and parity with
 chain-of-thought.
 
-Model (spec ``regular.md`` §2): each (position ℓ, symbol w) has its own embedding E_ℓ^w (column
-2(ℓ−1)+w of E), x_ℓ = E_ℓ^{x_ℓ}, the query is the last token, and
+Model (the paper's forward pass and loss): each (position ℓ, symbol w) has its own embedding
+E_ℓ^w (column 2(ℓ−1)+w of E), x_ℓ = E_ℓ^{x_ℓ}, the query is the last token, and
 
     a = Xᵀ W x_L / λ,   φ = softmax(a),   h = X φ,   T(X) = uᵀ h = Σ_ℓ φ_ℓ s_ℓ,   s_ℓ = ⟨u, x_ℓ⟩,
 
@@ -52,8 +52,8 @@ class RegularTransformer(LastTokenModel):
         Attention temperature λ > 0 (paper: 2); it also boosts W's rate in phase 1 of
         training (:func:`phase_rates`).
 
-    Initialisation: ``init(preset="zero")`` (spec §3: u = 0, W = 0) or ``"normal"`` with
-    entries N(0, 0.01²).
+    Initialisation: ``init(preset="zero")`` (u = 0, W = 0; a modelling choice of gradflow:
+    docs/derivations/regular.md, §Zero initialisation) or ``"normal"`` with entries N(0, 0.01²).
     """
 
     data_type = RegularData
@@ -129,7 +129,8 @@ class RegularTransformer(LastTokenModel):
         self, data: RegularData, *, W_ref: np.ndarray | None = None,
         u_refs: dict[str, np.ndarray] | None = None,
     ) -> dict[str, Observable]:
-        """Quantities of spec §4 as functions of θ.
+        """Quantities of the paper's claims (Prop. 4.3, Thm 4.4; docs/derivations/regular.md,
+        §Claims and their observables) as functions of θ.
 
         ==========================  ==================================================
         ``loss``                    the weighted loss

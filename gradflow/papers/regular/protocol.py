@@ -26,17 +26,18 @@ state (``scripts/bench_regular.py``)."""
 
 def phase_rates(lam: float, tau0: float) -> dict[str, list[tuple[float, float]]]:
     """The paper's two-phase rates for :func:`gradflow.simulate`: W's rate is λ for t < τ0 and
-    1 afterwards (spec §3; τ0 = η·t0 = 10 for the paper's η = 0.1, t0 = 100)."""
+    1 afterwards (docs/derivations/regular.md, §Training rates; τ0 = η·t0 = 10 for the paper's
+    η = 0.1, t0 = 100)."""
     return {"W": [(0.0, float(lam)), (float(tau0), 1.0)]}
 
 
 def parity_by_truncated_cot(model: RegularTransformer, params: dict[str, np.ndarray],
                             strings: Sequence[Sequence[int]], max_position: int,
                             embedding: np.ndarray | None = None) -> np.ndarray:
-    """Parity by truncated chain-of-thought at inference with an even-pairs model (spec §7,
-    Method 1): L−1 times, z = a if T(window) > 0 else b, then window ← (window[1:], z). The
-    last z is the answer; returns +1 (even number of b's) or −1 per string, vectorised over
-    strings of one length."""
+    """Parity by truncated chain-of-thought at inference with an even-pairs model (Method 1;
+    docs/derivations/regular.md, §Parity by chain of thought): L−1 times, z = a if T(window) > 0
+    else b, then window ← (window[1:], z). The last z is the answer; returns +1 (even number of b's)
+    or −1 per string, vectorised over strings of one length."""
     strings = np.asarray(strings, dtype=int)
     if strings.ndim != 2 or strings.shape[1] < 2:
         raise ArgumentError("strings must be an (n, L) array of one length L >= 2")
@@ -52,9 +53,9 @@ def parity_by_truncated_cot(model: RegularTransformer, params: dict[str, np.ndar
 def parity_by_cot_generation(model: RegularTransformer, params: dict[str, np.ndarray],
                              strings: Sequence[Sequence[int]], max_position: int,
                              embedding: np.ndarray | None = None) -> np.ndarray:
-    """Parity by generating the Format-B chain of thought with a CoT-trained model (spec §7,
-    Method 2): z_k = a if T(x, z_1..z_{k−1}) > 0 else b for k = 1..L−1; returns ±1 from the
-    last z."""
+    """Parity by generating the Format-B chain of thought with a CoT-trained model (Method 2;
+    docs/derivations/regular.md, §Parity by chain of thought): z_k = a if T(x, z_1..z_{k−1}) > 0
+    else b for k = 1..L−1; returns ±1 from the last z."""
     strings = np.asarray(strings, dtype=int)
     prefix = strings.copy()
     z = np.zeros(len(strings), dtype=int)
@@ -86,8 +87,9 @@ def train(
     u_refs: dict[str, np.ndarray] | None = None,
     **simulate_kwargs: Any,
 ):
-    """Joint gradient flow from zero with the paper's two phases (spec §3): W's rate is λ for
-    t < τ0 and 1 afterwards (the jump is a breakpoint of the integration).
+    """Joint gradient flow from zero with the paper's two phases (docs/derivations/regular.md,
+    §Training rates): W's rate is λ for t < τ0 and 1 afterwards (the jump is a breakpoint of the
+    integration).
 
     The defaults (:data:`SOLVER`: LSODA in the log clock, rtol 1e-9, atol 1e-11) are the
     measured best for this small state (``scripts/bench_regular.py``). θ is stored at every

@@ -61,7 +61,8 @@ def cos_moving(model: Any, data: RegularData) -> Observable:
 
 def phase1_exponents(traj: Trajectory, t_max: float = 1.0) -> dict[str, list[float]]:
     """Local log-log exponents between consecutive record times in (0, t_max] of s_1 (position
-    1), −s_ℓ for ℓ ≥ 2, and ‖W‖ (spec §4: 1, 2, 2 in phase 1)."""
+    1), −s_ℓ for ℓ ≥ 2, and ‖W‖ (1, 2, 2 in phase 1: docs/derivations/regular.md, §Claims and
+    their observables)."""
     keep = (traj.t > 0) & (traj.t <= t_max)
     log_t = np.log(traj.t[keep])
     scores = traj.observables["scores"][keep].mean(axis=2)  # (n, P): symbols agree at zero init

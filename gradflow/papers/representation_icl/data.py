@@ -73,7 +73,8 @@ class RepresentationTask:
 
 def make_task(d: int = 6, K: int = 12, N: int = 4, m: int = 5, tau: float = 0.1,
                  rng: Any = None) -> RepresentationTask:
-    """Standard Gaussian tokens (normalised to unit norm) and representations (spec §(b)6)."""
+    """Standard Gaussian tokens (normalised to unit norm) and representations, as in the paper's
+    synthetic experiments (Figs. 2–5)."""
     d, K, N, m = integer(d, "d"), integer(K, "K"), integer(N, "N"), integer(m, "m")
     if not N < K:
         raise ArgumentError(f"N must be smaller than K (prompt tokens among K), got N={N}, K={K}")

@@ -2,7 +2,9 @@
 regression (Yang, Huang, Liang, Chi, NeurIPS 2024, "In-context learning with representations:
 contextual generalization of trained transformers").
 
-Spec ``icl.md`` §(b). Every prompt holds the same N tokens v_1..v_N of a dictionary of K with
+The paper's model and loss (its eq. (9); the normalisation ½ Σ_k is a modelling choice of
+gradflow: ``docs/derivations/representation_icl.md``, §Exact population loss). Every prompt
+holds the same N tokens v_1..v_N of a dictionary of K with
 labels y_i = λᵀ(f_i + ε_i); head h predicts token k's label from softmax(Vᵀ Q_h v_k) over the
 prompt, and ŷ_k = Σ_h w_{h,k} yᵀ softmax(Vᵀ Q_h v_k). With a_k = Σ_h w_{h,k} s_{h,k} and
 M = ZᵀZ + mτ I_N the exact population loss is

@@ -93,7 +93,8 @@ class FeatureTask:
 
 def make_task(K: int = 4, N: int | None = None, p: Any = "balanced", *,
                  include_query: bool = False, mean_field: bool = False) -> FeatureTask:
-    """The HCL task (spec §(a)2).
+    """The paper's task: K orthonormal features drawn with probabilities p, w with E[wwᵀ] = I,
+    noiseless labels (``docs/derivations/softmax_icl.md``, §Exact population loss).
 
     Parameters
     ----------

@@ -171,7 +171,9 @@ ICL_IMBALANCED = Experiment(
         Parameter("N", 40, "prompt length", minimum=1, maximum=1_000_000),
         Parameter("p_dominant", 0.55, "probability of feature 1 (the rest share equally)",
                   minimum=0.0),
-        Parameter("include_query", False, "query token inside the softmax (spec §(a)9.1)"),
+        Parameter("include_query", False, "query token inside the softmax (off by default: a "
+                  "modelling choice of gradflow: docs/derivations/softmax_icl.md, §Modelling "
+                  "choices)"),
         Parameter("T", 2000.0, "horizon", positive=True),
         *solver_parameters(**protocol.SOLVER),
     ),

@@ -1,7 +1,8 @@
 """In-context linear regression with one softmax attention layer on a finite feature dictionary
 (Huang, Cheng, Liang, ICML 2024, "In-context convergence of transformers").
 
-Spec ``icl.md`` §(a). Context tokens and the query are drawn from K orthonormal features with
+The paper's setting (``docs/derivations/softmax_icl.md``, §Modelling choices). Context tokens
+and the query are drawn from K orthonormal features with
 probabilities p; integrating out the task vector exactly, the loss of a prompt whose query is
 v_k and whose feature counts are c is ℓ_k(c) = ½[(1 − a_k)² + Σ_{n≠k} a_n²], with attention mass
 a_n = c_n e^{s_nk} / (Σ_m c_m e^{s_mk} [+ e^{s_kk} if the query is in the softmax]), and the
@@ -156,7 +157,8 @@ class FeatureICL(Model):
 
 
 class BalancedICL(Model):
-    """The balanced case's exact one-dimensional flow (spec §(a)5): by symmetry s_kk = A and
+    """The balanced case's exact one-dimensional flow (``docs/derivations/softmax_icl.md``,
+    §The balanced scalar flow): by symmetry s_kk = A and
     s_nk = B = −A/(K−1) for n ≠ k, and with j = c_k ~ Bin(N, 1/K),
 
         L(A) = E_j[½(1 − a_j)² + ½ e^{2B} E[Σ_{n≠k} c_n² | j] / Z_j²],
@@ -218,8 +220,9 @@ class BalancedICL(Model):
 
     def grad(self, params: dict[str, np.ndarray], data: Any) -> dict[str, np.ndarray]:
         """dL/dA = (K²/(K − 1)) ∂L/∂s_kk, ∂L/∂s_kk = (1/K) Σ_j Bin(j) a_j[(a_j − 1) −
-        (a_j(a_j − 1) + o_j)] = −(1/K) Σ_j Bin(j) a_j[(1 − a_j)² + o_j] (spec §(a)5): the second
-        form has no cancellation (every term has one sign)."""
+        (a_j(a_j − 1) + o_j)] = −(1/K) Σ_j Bin(j) a_j[(1 − a_j)² + o_j]
+        (docs/derivations/softmax_icl.md, §The balanced scalar flow): the second form has no
+        cancellation (every term has one sign)."""
         a, miss, o = self._parts(params["A"])
         d_skk = -np.sum(self.binom * a * (miss**2 + o)) / self.K
         return {"A": np.array(self.K**2 / (self.K - 1) * d_skk)}
