@@ -13,7 +13,7 @@ def median_time(fn: Callable[[], Any], rounds: int) -> tuple[float, Any]:
     """Median wall time of ``fn()`` over ``rounds`` calls after one warm-up, and its result.
 
     The warm-up matters: NumPy's first large temporaries page-fault fresh memory, which makes a
-    first timing up to 2× slower (specs/engineering.md).
+    first timing up to 2× slower (docs/performance.md).
     """
     result = fn()
     times = []

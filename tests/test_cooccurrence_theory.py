@@ -2,11 +2,11 @@
 paper's sizes (d = 64, L = 5, n = 60, m = 128, m1 = 256), over several seeds.
 
 Conditions: the theory-scale initialisation with s1_mult = 0.1, so that |F(0)| ≪ 1 as Lemma D.8
-requires (the spec's recommendation s0_mult·s1_mult ≲ 0.1). The balancing claims are proved
-under Assumption 2.3(ii) (every random-token occurrence distinct), so they are checked on data
-that satisfy it (d = 256, random_tokens="distinct", s0_mult = s1_mult = 0.3); with repeated random
-tokens (the paper's own experiment) R was seen to dip to 0.997 just after Phase 1 for one seed,
-which docs/findings/cooccurrence.md records.
+requires (s0_mult·s1_mult ≲ 0.1: docs/derivations/cooccurrence.md, §Initialisation presets). The
+balancing claims are proved under Assumption 2.3(ii) (every random-token occurrence distinct), so
+they are checked on data that satisfy it (d = 256, random_tokens="distinct", s0_mult = s1_mult =
+0.3); with repeated random tokens (the paper's own experiment) R was seen to dip to 0.997 just after
+Phase 1 for one seed, which docs/findings/cooccurrence.md records.
 """
 
 import numpy as np

@@ -96,8 +96,9 @@ def test_single_constraint_and_duplicates_and_an_inactive_row():
 
 @pytest.mark.parametrize("m", [2, 3, 6])
 def test_chain_ranking_gives_the_centred_progression(m):
-    """Spec ntp §4: min ‖u‖² s.t. u[i] − u[i+1] ≥ 1 along a chain of m tokens is the centred
-    progression (m−1)/2, …, −(m−1)/2, every constraint active."""
+    """NTP's ranking problem (docs/derivations/ntp.md, §Max-margin problems): min ‖u‖² s.t. u[i] −
+    u[i+1] ≥ 1 along a chain of m tokens is the centred progression (m−1)/2, …, −(m−1)/2, every
+    constraint active."""
     A = np.zeros((m - 1, m))
     A[np.arange(m - 1), np.arange(m - 1)] = 1.0
     A[np.arange(m - 1), np.arange(1, m)] = -1.0

@@ -1,5 +1,6 @@
 """Next-token prediction (Huang, Liang, Yang, NeurIPS 2024): gradients, dataset structure, the
-two max-margin problems, two-stage normalised training, dataset shift (spec ntp.md)."""
+two max-margin problems, two-stage normalised training, dataset shift (docs/derivations/ntp.md,
+docs/findings/ntp.md)."""
 
 import numpy as np
 import pytest
@@ -191,9 +192,10 @@ def fixture_run():
 
 
 def test_stage2_rates_on_the_fixture(fixture_run):
-    """Spec §3/§7.3: over the late window [30, 300] the fitted slopes of log(1 − cos) and
-    log(dist) against log t are within ±0.15 of −2 and −1 (measured −1.99, −0.99), and the
-    loss excess decays at a rate within 2% of −1/‖W_kq*‖_F (measured to 1e-4)."""
+    """The sharp rates (docs/derivations/ntp.md, §Two-stage normalised flow): over the late window
+    [30, 300] the fitted slopes of log(1 − cos) and log(dist) against log t are within ±0.15 of −2
+    and −1 (measured −1.99, −0.99), and the loss excess decays at a rate within 2% of −1/‖W_kq*‖_F
+    (measured to 1e-4)."""
     ov, kq, s1, s2 = (fixture_run[k] for k in ("ov", "kq", "stage1", "stage2"))
     o, t = s2.observables, s2.t
     late = (t >= 30) & (t <= 300)
@@ -210,9 +212,9 @@ def test_stage2_rates_on_the_fixture(fixture_run):
 
 def test_stage2_reaches_t_1e10():
     """Issue #6: the normalised stage-2 flow integrates to t = 1e10 (with LSODA's own relative
-    Jacobian increments it failed near 6e8). The direction error keeps falling like 1/t (the
-    spec's dist slope −1), so dist(1e10) must be below 1e-8 — 100× the ~1e-10 that 1/t gives —
-    and 1 − cos at round-off (< 1e-14)."""
+    Jacobian increments it failed near 6e8). The direction error keeps falling like 1/t (the sharp
+    dist slope −1 of docs/derivations/ntp.md, §Two-stage normalised flow), so dist(1e10) must be
+    below 1e-8 — 100× the ~1e-10 that 1/t gives — and 1 − cos at round-off (< 1e-14)."""
     data = with_stage1(FIXTURE, "all")
     kq = theory.max_margin_kq(data)
     model = ntp.NTPTransformer(8)
@@ -224,9 +226,9 @@ def test_stage2_reaches_t_1e10():
 
 
 def test_unseen_sentences_follow_the_extended_order(fixture_run):
-    """Spec §5: all 10 unseen sentences are predicted as expected, 8 by the transitive closure
-    and 2 (aeg → e, fg → b) only by the W_kq* score order; the model agrees with confidence
-    > 0.99 after T0 = 30."""
+    """Dataset shift (docs/derivations/ntp.md, §Extended order under dataset shift): all 10 unseen
+    sentences are predicted as expected, 8 by the transitive closure and 2 (aeg → e, fg → b) only by
+    the W_kq* score order; the model agrees with confidence > 0.99 after T0 = 30."""
     data, model, kq, s2 = (fixture_run[k] for k in ("data", "model", "kq", "stage2"))
     unseen = ntp.fixture_unseen()
     params = model.layout.unpack(s2.final_theta)
@@ -284,9 +286,10 @@ def test_random_instances_converge(seed):
 
 
 def test_discrete_ngd_tracks_the_flow():
-    """Spec §7.3: normalised GD at η = 0.1 (stage 1 for 30 time units, then stage 2 for 30) is
-    the Euler scheme of the flow: its W_kq direction is within 1e-3 of the flow's (measured
-    1e-4), and the gap halves when η halves (first order: ratio within [1.7, 2.3])."""
+    """Normalised GD at η = 0.1 (stage 1 for 30 time units, then stage 2 for 30) is the Euler scheme
+    of the flow (docs/derivations/ntp.md, §Two-stage normalised flow): its W_kq direction is within
+    1e-3 of the flow's (measured 1e-4), and the gap halves when η halves (first order: ratio within
+    [1.7, 2.3])."""
     model = ntp.NTPTransformer(8)
     _, s2 = ntp.two_stage(model, FIXTURE, T0=30.0, T=30.0)
     flow = model.layout.unpack(s2.final_theta)["W_kq"]

@@ -1,5 +1,6 @@
 """Regular languages (Huang, Liang, Yang, ICML 2025): datasets, gradients, the two training
-phases, log growth, max-margin directions, and parity by chain-of-thought (spec regular.md)."""
+phases, log growth, max-margin directions, and parity by chain-of-thought
+(docs/derivations/regular.md, docs/findings/regular.md)."""
 
 import numpy as np
 import pytest
@@ -55,7 +56,8 @@ def test_parity_cot_format_b_structure():
 @pytest.mark.parametrize("dataset", ["even_pairs", "parity_cot", "parity"])
 @pytest.mark.parametrize("embedding", ["one-hot", "random"])
 def test_gradient_complex_step_and_central(dataset, embedding):
-    """Complex step to 1e-10 per block; central differences to 1e-6 (spec measured ≤ 1.4e-7)."""
+    """Complex step to 1e-10 per block; central differences to 1e-6 (measured ≤ 2e-8:
+    docs/derivations/regular.md, §Verification)."""
     build = {"even_pairs": lambda E: rg.even_pairs(5, embedding=E),
              "parity": lambda E: rg.parity(5, embedding=E),
              "parity_cot": lambda E: rg.parity_cot(4, embedding=E)}[dataset]
@@ -108,8 +110,9 @@ def test_initial_loss_and_cot_only_gradient_vanishes():
 
 
 def test_phase1_growth_exponents(ep_run):
-    """Spec §4/§6: for t ≤ 1 the local exponents of s_1, −s_ℓ (ℓ ≥ 2) and ‖W‖ are within ±0.1
-    of 1, 2 and 2 (measured 0.92-1.00, 1.92-2.00, 1.96-2.00)."""
+    """The paper's phase 1 (docs/derivations/regular.md, §Claims and their observables): for t ≤ 1
+    the local exponents of s_1, −s_ℓ (ℓ ≥ 2) and ‖W‖ are within ±0.1 of 1, 2 and 2 (measured
+    0.92-1.00, 1.92-2.00, 1.96-2.00)."""
     _, _, traj = ep_run
     exponents = phase1_exponents(traj, t_max=1.0)
     for name, values in exponents.items():
@@ -135,7 +138,7 @@ def test_separability_log_growth_and_loss_rate(ep_run):
 
 
 def test_direction_of_u(ep_run):
-    """cos(u, u*(W_t)) > 0.95 at t = 1e8 (spec: 0.974)."""
+    """cos(u, u*(W_t)) > 0.95 at t = 1e8 (measured 0.974: docs/findings/regular.md)."""
     _, _, traj = ep_run
     i = int(np.argmin(np.abs(traj.t - 1e8)))
     assert traj.observables["cos_moving"][i] > 0.95
@@ -176,8 +179,9 @@ def test_parity_by_cot_training(L0):
 
 
 def test_discrete_gd_follows_the_flow():
-    """Spec §3: GD with η = 0.1 (W's step boosted by λ for the first 100 steps) is within 1%
-    in ‖u‖ of the flow at t = η·steps (checked at 3000 steps)."""
+    """The paper's two-phase GD (docs/derivations/regular.md, §Training rates) with η = 0.1 (W's
+    step boosted by λ for the first 100 steps) is within 1% in ‖u‖ of the flow at t = η·steps
+    (checked at 3000 steps)."""
     data = rg.even_pairs(6)
     model = rg.RegularTransformer(data.d, lam=2.0)
     objective = model.objective(data)

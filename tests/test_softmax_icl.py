@@ -87,7 +87,7 @@ def test_balanced_two_phases_and_K_squared_time():
     """α starts at 1/K, crosses ½ once and keeps rising towards 1 (two phases; > 0.95 by
     t = 1e4); the time to α = ½ over
     K = 4, 8, 16 fits c·K² with a free log-log exponent within [1.7, 2.3] (measured 2.06 for
-    K = 4..32) and c in the spec's measured 1.1-1.5."""
+    K = 4..32) and c within 1.1-1.5 (measured 1.31: docs/findings/icl.md)."""
     times = []
     for K in (4, 8, 16):
         model = sm.BalancedICL(K)
