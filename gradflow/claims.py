@@ -190,8 +190,9 @@ class Claim:
     statement : str
         The claim, in one or two sentences.
     source : str
-        Where the paper makes it (section, theorem, equation, figure); ``"spec: ..."`` where
-        the paper could not be read and the claim is the project specification's reading.
+        Where the paper makes it (section, theorem, equation, figure); where the paper could not
+        be read, the derivation page that holds gradflow's reading (``"a modelling choice of
+        gradflow: docs/derivations/<paper>.md, §<heading>"``).
     status : {"reproduced", "discrepancy", "not-simulated"}
     check : callable, optional
         ``check(*runs) -> measured`` for the runs named in ``uses``; ``None`` only for
