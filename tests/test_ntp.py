@@ -157,7 +157,7 @@ def test_bad_collocation_and_stage1():
 # ------------------------------------------------------------------------ max margin
 
 
-def test_fixture_max_margin_values_spec_section_4():
+def test_fixture_max_margin_values():
     """‖W_ov*‖² = 7 (all 8 collocation pairs; closed form |dom n|·(K−1)/K), ‖W_kq*‖² = 41/2,
     the two nonzero columns of W_kq* and its active constraints."""
     ov = theory.max_margin_ov(with_stage1(FIXTURE, "all"))

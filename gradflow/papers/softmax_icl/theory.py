@@ -1,6 +1,6 @@
 """Predictions of Huang, Cheng, Liang (ICML 2024) for softmax attention on a finite feature
 dictionary: on balanced features Phase I (attention on the query's own feature reaching ½) lasts
-a time of order K² (their Thm 3.1 / ``docs/derivations/softmax_icl.md``)."""
+a time of order K² (the paper's Phase I; ``docs/derivations/softmax_icl.md``)."""
 
 from __future__ import annotations
 
