@@ -2,9 +2,9 @@
 quantities of its theorems computed from trajectories.
 
 Phase 1 (t < τ0; the paper's phase-1 scalings, ``docs/derivations/regular.md``): s_1 grows
-like t, −s_ℓ (ℓ ≥ 2) and ‖W‖ like t². Phase 2: ‖u‖ grows like log t and u turns to the max-margin direction of the
-current attention outputs, u*(W_t) (Thm 4.4); with saturated attention that direction is
-:func:`saturated_max_margin`.
+like t, −s_ℓ (ℓ ≥ 2) and ‖W‖ like t². Phase 2: ‖u‖ grows like log t and u turns to the
+max-margin direction of the current attention outputs, u*(W_t) (Thm 4.4); with saturated
+attention that direction is :func:`saturated_max_margin`.
 """
 
 from __future__ import annotations
