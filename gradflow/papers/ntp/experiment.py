@@ -56,6 +56,11 @@ PARAMETERS = (
 )
 
 
+STAGE1_SETS = {"optimal": "the tokens that occur as optimal (spec §8.2, the default; the "
+                          "spec's §7 prototype used all pairs: --set stage1=all)",
+               "all": "every collocation pair (the spec's §7 prototype; the default is "
+                      "stage1=optimal, spec §8.2)"}
+"""How ``report`` names the stage-1 set a run uses (the claims ledger reports both)."""
 FIXTURE_K = 8
 """Vocabulary size of the fixture (docs/derivations/ntp.md, §Fixture and random instances)."""
 LONGEST_SENTENCE = 6
@@ -243,7 +248,9 @@ def report(summary: dict[str, Any]) -> list[str]:
         return "n/a" if value is None else f"{value:.3f}"
 
     slopes = (fit["stage2_one_minus_cos_slope"], fit["stage2_dist_slope"])
-    return [f"‖W_ov*‖² = {mm['W_ov_norm_sq']:.6g}, ‖W_kq*‖² = {mm['W_kq_norm_sq']:.6g}",
+    stage1 = summary["config"]["stage1"]
+    return [f"stage-1 set: {STAGE1_SETS.get(stage1, stage1)}",
+            f"‖W_ov*‖² = {mm['W_ov_norm_sq']:.6g}, ‖W_kq*‖² = {mm['W_kq_norm_sq']:.6g}",
             f"stage 2 slopes: 1−cos {shown(slopes[0])} (predicted -2), "
             f"dist {shown(slopes[1])} (predicted -1)" + (f"; {none}" if None in slopes else ""),
             f"stage 2 loss-excess rate {fit['stage2_loss_excess_rate']} "
