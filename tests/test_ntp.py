@@ -10,8 +10,10 @@ from scipy.optimize import minimize
 
 import gradflow
 from gradflow import ArgumentError
+from gradflow.claims import evaluate
 from gradflow.papers import ntp
 from gradflow.papers.ntp import theory as theory
+from gradflow.papers.ntp.claims import LEDGER
 
 FIXTURE = ntp.fixture()
 L = ntp.FIXTURE_NAMES.index
@@ -303,3 +305,15 @@ def test_joint_training_ablation_stalls():
     assert 1 - s1.observables["one_minus_cos_W_ov"][-1] > 0.999
 
 
+
+
+@pytest.mark.slow
+def test_the_discrepancy_figures_are_drawn(tmp_path):
+    """Every discrepancy of the ledger has a figure, and ``evaluate(..., figures=DIR)`` draws it
+    (the claims themselves are asserted in tests/test_claims.py)."""
+    discrepancies = [c for c in LEDGER.claims if c.status == "discrepancy"]
+    assert discrepancies and all(c.figure is not None and c.discussion for c in discrepancies)
+    results = evaluate(discrepancies, LEDGER.runs, figures=tmp_path)
+    assert all(r.passed for r in results), [(r.claim.id, r.error) for r in results]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{c.id}.png" for c in discrepancies)

@@ -310,9 +310,9 @@ def strict_complementarity(data: NTPData, solution: MaxMarginSolution | None = N
     dual solutions (they are the γ ≥ 0 with Σ γ_j a_j = W*); > 0 means strict complementarity
     holds. The implicit-bias expansion W(s) = W* log s + W̃ + o(1) of gradient flow on an
     exponential-tailed loss needs a bounded W̃ with e^{−⟨a_j, W̃⟩} ∝ γ_j > 0 on every tight
-    row; without such a dual solution the residual grows (the "degenerate" case of Soudry et
-    al., JMLR 2018, where it grows like log log s), i.e. a direction error ~ log t / t in NGF
-    time instead of 1/t.
+    row (the non-degeneracy Soudry et al., JMLR 2018, assume); without such a dual solution
+    the residual grows like log log s, i.e. a direction error ~ log t / t in NGF time instead
+    of 1/t (``docs/derivations/ntp.md``).
 
     Returns
     -------
