@@ -13,7 +13,7 @@ The runs (each computed once, shared by the claims that name it):
   — stage 1 from zero for T0 = 30, stage 2 to t = 1e10;
 - ``draws``: 12 N(0, 1) starts of stage 1 (all pairs) to t = 3000, each followed by stage 2
   from its state at T0 = 29 (the specification's tables came from one such draw);
-- ``vertex``: 64 N(0, 1) starts of stage 1 (both sets), W_ov at T0 = 5, 10, 20, 29;
+- ``vertex``: 64 N(0, 1) starts of stage 1 (both sets), W_ov at T0 = 5, 6, 7, 8, 10, 20, 29;
 - ``bad_stage1``: T0 = 5 from zero and from gradflow's own N(0, 1) start (``init_seed`` 0);
 - ``random``: random realizable instances to t = 1e8 (stage 2 on the query columns);
 - ``ngd``, ``joint``: the discrete algorithms as the specification writes them;
