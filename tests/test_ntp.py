@@ -283,8 +283,8 @@ def test_discrete_ngd_record_times_and_steps():
 
 def test_joint_training_ablation_stalls():
     """The CLI's ablation (``joint_flow``: each block normalised by its own norm — not the
-    joint NGD of docs/derivations/ntp.md, whose numbers are ledger claims ntp.joint_ngd_w_ov / _w_kq): joint
-    one-stage training on the NTP data alone lags two-stage training: at t = 30, the end of
+    joint NGD of docs/derivations/ntp.md, whose numbers are ledger claims ntp.joint_ngd_w_ov /
+    _w_kq): joint one-stage training on the NTP data alone lags two-stage training: at t = 30, the end of
     stage 1, the joint flow's W_ov is still 6 % off W_ov* in 1 − cos while stage 1 has reached
     < 1e-3.
 
