@@ -284,9 +284,9 @@ def test_discrete_ngd_record_times_and_steps():
 def test_joint_training_ablation_stalls():
     """The CLI's ablation (``joint_flow``: each block normalised by its own norm — not the
     joint NGD of docs/derivations/ntp.md, whose numbers are ledger claims ntp.joint_ngd_w_ov /
-    _w_kq): joint one-stage training on the NTP data alone lags two-stage training: at t = 30, the end of
-    stage 1, the joint flow's W_ov is still 6 % off W_ov* in 1 − cos while stage 1 has reached
-    < 1e-3.
+    _w_kq): joint one-stage training on the NTP data alone lags two-stage training: at t = 30,
+    the end of stage 1, the joint flow's W_ov is still 6 % off W_ov* in 1 − cos while stage 1
+    has reached < 1e-3.
 
     (This test used to assert that the joint flow "stalls" with cos < 0.9 at t = 300. It does
     not: it sits near a saddle for a time set by rounding and then converges — at t = 300 on
