@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from gradflow.maxmargin import solve_max_margin
 from gradflow.trajectory import Trajectory
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "VV_PAIRS",
     "balancing_ratios",
     "band_ratio",
+    "max_margin_limit",
     "phase1_time_scale",
     "phase2_loss",
     "rate_constant",
@@ -132,6 +134,53 @@ def balancing_ratios(g: np.ndarray, types: np.ndarray) -> dict[str, float]:
             "B1": np.float64(s_all) / (s_neg - s[1]),
             "B2": np.float64(s_all) / (s[1] - s[2]),
         }
+
+
+def max_margin_limit(features: np.ndarray, y: np.ndarray, types: np.ndarray) -> dict[str, Any]:
+    """The t → ∞ limit of the balancing quantities, from the hard-margin problem of the data.
+
+    Not a statement of the paper: the reference the ledger measures the paper's fixed points
+    against. While attention stays uniform (Cor. F.17), F_i = Gᵀφ_i with φ_i = Σ_h c_ih x_ih
+    (= the token counts when c ≡ 1) and G = W_Vᵀu the product of the linear layers, so the
+    flow is that of a deep linear model on the features φ_i under the logistic loss. Its
+    direction converges to the L2 max-margin solution min ‖w‖ s.t. y_iφ_iᵀw ≥ 1 (Soudry et
+    al., JMLR 2018; Ji & Telgarsky, ICLR 2019), and the gradient weights g_i become
+    proportional to the solution's multipliers λ_i (the negative gradient Σ g_i y_iφ_i must
+    point along w = Σ λ_i y_iφ_i, and λ is unique when the support rows are linearly
+    independent: ``support_rank`` = the support's size). So
+    ρ23, R, B1, B2 tend to :func:`balancing_ratios` of λ, and a sample off the support
+    (λ_i = 0, normalised margin y_iφ_iᵀw > 1) has a loss that vanishes faster than the others'.
+
+    Parameters
+    ----------
+    features : ndarray, shape (n, d)
+        φ_i (e.g. ``data.X.sum(axis=1)``, the token counts).
+    y : ndarray, shape (n,)
+    types : ndarray of int, shape (n,)
+
+    Returns
+    -------
+    dict with ``multipliers`` λ (n,), ``normalized_margins`` y_iφ_iᵀw (n,), ``w`` (d,),
+    ``support_per_type`` (counts of λ_i > 0 for types 1..4), ``support_size`` and
+    ``support_rank`` (rank of the support rows), ``loss_ratio`` (mean λ of types
+    2, 3, 4 over that of type 1: the limits of L_k/L_1) and the keys of
+    :func:`balancing_ratios` evaluated at λ.
+    """
+    rows = np.asarray(y, dtype=float)[:, None] * np.asarray(features, dtype=float)
+    solution = solve_max_margin(rows)
+    lam = solution.multipliers
+    types = np.asarray(types)
+    mean1 = float(np.mean(lam[types == 1]))
+    return {
+        "multipliers": lam,
+        "normalized_margins": rows @ solution.w,
+        "w": solution.w,
+        "support_per_type": [int(np.sum((lam > 0) & (types == k))) for k in (1, 2, 3, 4)],
+        "support_size": int(solution.support.size),
+        "support_rank": int(np.linalg.matrix_rank(rows[solution.support])),
+        "loss_ratio": [float(np.mean(lam[types == k])) / mean1 for k in (2, 3, 4)],
+        **{k: float(v) for k, v in balancing_ratios(lam, types).items()},
+    }
 
 
 def theory_checks(traj: Trajectory) -> dict[str, dict[str, Any]]:
