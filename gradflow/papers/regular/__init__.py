@@ -2,7 +2,8 @@
 "How Transformers Learn Regular Language Recognition"): even pairs and parity with
 chain-of-thought.
 
-Derivation: ``docs/derivations/regular.md``; findings: ``docs/findings/regular.md``.
+Derivation: ``docs/derivations/regular.md``; findings: ``docs/findings/regular.md``; the
+claims ledger: ``claims.py`` (``gradflow claims regular``).
 """
 
 from gradflow.papers.regular import protocol, theory
@@ -19,14 +20,17 @@ from gradflow.papers.regular.data import (
 )
 from gradflow.papers.regular.model import Forward, RegularTransformer
 from gradflow.papers.regular.protocol import (
+    cot_only_flow,
+    first_separable_state,
     frozen_w_control,
+    gradient_descent,
     parity_accuracy,
     parity_by_cot_generation,
     parity_by_truncated_cot,
     phase_rates,
     train,
 )
-from gradflow.papers.regular.theory import saturated_max_margin
+from gradflow.papers.regular.theory import saturated_features, saturated_max_margin
 
 __all__ = [
     "A_SYMBOL",
@@ -35,9 +39,12 @@ __all__ = [
     "RegularData",
     "RegularTransformer",
     "all_strings",
+    "cot_only_flow",
     "even_pairs",
     "even_pairs_label",
+    "first_separable_state",
     "frozen_w_control",
+    "gradient_descent",
     "make_dataset",
     "parity",
     "parity_accuracy",
@@ -46,6 +53,7 @@ __all__ = [
     "parity_cot",
     "phase_rates",
     "protocol",
+    "saturated_features",
     "saturated_max_margin",
     "theory",
     "train",

@@ -9,14 +9,21 @@ from typing import Any
 
 import numpy as np
 
-from gradflow.errors import ArgumentError
+from gradflow.errors import ArgumentError, GradflowError
 from gradflow.flow import log_grid, simulate
 from gradflow.maxmargin import solve_max_margin
 from gradflow.papers.regular import theory
-from gradflow.papers.regular.data import A_SYMBOL, B_SYMBOL, RegularData, all_strings
+from gradflow.papers.regular.data import (
+    A_SYMBOL,
+    B_SYMBOL,
+    RegularData,
+    all_strings,
+    parity_cot,
+)
 from gradflow.papers.regular.model import RegularTransformer
 
-__all__ = ["SOLVER", "frozen_w_control", "parity_accuracy", "parity_by_cot_generation",
+__all__ = ["SOLVER", "cot_only_flow", "first_separable_state", "frozen_w_control",
+           "gradient_descent", "parity_accuracy", "parity_by_cot_generation",
            "parity_by_truncated_cot", "phase_rates", "train"]
 
 SOLVER = {"method": "LSODA", "clock": "log", "rtol": 1e-9, "atol": 1e-11}
@@ -85,6 +92,8 @@ def train(
     theta0: np.ndarray | None = None,
     per_decade: int = 10,
     u_refs: dict[str, np.ndarray] | None = None,
+    record_extra: Sequence[float] = (),
+    moving_target: bool = True,
     **simulate_kwargs: Any,
 ):
     """Joint gradient flow from zero with the paper's two phases (docs/derivations/regular.md,
@@ -94,7 +103,11 @@ def train(
     The defaults (:data:`SOLVER`: LSODA in the log clock, rtol 1e-9, atol 1e-11) are the
     measured best for this small state (``scripts/bench_regular.py``). θ is stored at every
     record time (the state is small), so quantities relative to W(τ0) or to the first
-    separable time can be derived afterwards; τ0 is always a record time.
+    separable time can be derived afterwards; τ0 is always a record time, and so is every
+    time of ``record_extra`` inside (0, T), replacing a grid point within 1e-9 (relative) of
+    it (the claims ledger records the times its references are quoted at).
+    ``moving_target=False`` leaves out the observable ``cos_moving`` (one max-margin problem
+    per record).
 
     Returns
     -------
@@ -104,12 +117,43 @@ def train(
     """
     theta = model.init(preset="zero") if theta0 is None else np.asarray(theta0, dtype=float)
     grid = np.union1d(log_grid(T, per_decade=per_decade), [tau0] if tau0 < T else [])
-    observables = {**model.observables(data, u_refs=u_refs),
-                   "cos_moving": theory.cos_moving(model, data)}
+    extra = np.array([float(t) for t in record_extra if 0 < t < T])
+    if extra.size:  # an extra time within 1e-9 (relative) of a grid point replaces it
+        near = np.abs(grid[None, :] - extra[:, None]) <= 1e-9 * extra[:, None]
+        grid = np.union1d(grid[~near.any(axis=0)], extra)
+    observables = model.observables(data, u_refs=u_refs)
+    if moving_target:
+        observables["cos_moving"] = theory.cos_moving(model, data)
     return simulate(model.objective(data), theta, T, rates=phase_rates(model.lam, tau0),
                     record_at=grid, observables=observables,
                     events=[model.separable(data)],
                     config={"lam": model.lam, "tau0": tau0}, **{**SOLVER, **simulate_kwargs})
+
+
+def first_separable_state(model: RegularTransformer, data: RegularData, *, tau0: float = 10.0,
+                          search_to: float = 1e3, **simulate_kwargs: Any):
+    """The first time u separates the attention outputs (the ``separable`` event of
+    :func:`train`) and θ at exactly that time: the state of the max-margin candidate
+    u*(W at first separability) of spec §4 (a record grid would give the first record after
+    it instead).
+
+    Returns
+    -------
+    (float, ndarray)
+
+    Raises
+    ------
+    GradflowError
+        If u does not separate the features before ``search_to``.
+    """
+    events = train(model, data, search_to, tau0=tau0, per_decade=1, moving_target=False,
+                   **simulate_kwargs).events["separable"]
+    if events.size == 0:
+        raise GradflowError(f"u does not separate the attention outputs before t = {search_to:g}")
+    t_sep = float(events[0])
+    theta = train(model, data, t_sep, tau0=tau0, per_decade=1, moving_target=False,
+                  **simulate_kwargs).final_theta
+    return t_sep, theta
 
 
 def frozen_w_control(
@@ -136,3 +180,71 @@ def frozen_w_control(
     return simulate(model.objective(data), theta_T1, T, t_start=T1, rates={"W": 0.0},
                     record_at=grid, observables=model.observables(data, u_refs={"fixed": u_star}),
                     config={"frozen_W_at": T1}, **{**SOLVER, **simulate_kwargs})
+
+
+def gradient_descent(
+    model: RegularTransformer,
+    data: RegularData,
+    steps: int,
+    *,
+    eta: float = 0.1,
+    t0: int = 100,
+    record: Sequence[int] = (),
+) -> dict[int, np.ndarray]:
+    """The paper's discrete two-phase GD from zero (spec §3): u ← u − η∇_u L every step;
+    W ← W − ηλ∇_W L for the first ``t0`` steps and W ← W − η∇_W L afterwards. Step k of GD
+    corresponds to flow time η·k (the flow of :func:`train` has τ0 = η·t0).
+
+    Returns
+    -------
+    dict
+        θ after each step count of ``record`` (and after ``steps``).
+    """
+    if steps < 1 or eta <= 0:
+        raise ArgumentError(f"gradient_descent needs steps >= 1 and eta > 0, got {steps}, {eta}")
+    objective = model.objective(data)
+    W = model.layout.slices["W"]
+    theta = model.init(preset="zero")
+    wanted = {int(k) for k in record} | {int(steps)}
+    out = {}
+    for k in range(int(steps)):
+        g = objective.gradient(theta)
+        g[W] *= model.lam if k < t0 else 1.0
+        theta = theta - eta * g
+        if k + 1 in wanted:
+            out[k + 1] = theta.copy()
+    return out
+
+
+def cot_only_flow(
+    T: float,
+    *,
+    L0: int = 4,
+    lam: float = 2.0,
+    tau0: float = 10.0,
+    scale: float = 0.0,
+    rng: Any = 0,
+    record_at: Sequence[float] | None = None,
+    **simulate_kwargs: Any,
+):
+    """The two-phase flow of the CoT loss alone (Format B, no even-pairs regulariser; spec §7
+    "training on the CoT loss alone makes the gradient vanish") from zero (``scale=0``) or from
+    N(0, scale²) entries. The solver is :data:`SOLVER` with atol 1e-16, so that entries of size
+    1e-8 are integrated to rtol; the observables are ``loss``, ``norm`` (‖θ‖) and
+    ``accuracy``.
+
+    Returns
+    -------
+    (RegularTransformer, RegularData, Trajectory)
+    """
+    data = parity_cot(L0, regularizer_lengths=[])
+    model = RegularTransformer(data.d, lam=lam)
+    objective = model.objective(data)
+    theta0 = model.init(preset="zero") if scale == 0 else model.init(rng=rng, preset="normal",
+                                                                     scale=scale)
+    obs = model.observables(data)
+    observables = {"loss": obs["loss"], "accuracy": obs["accuracy"],
+                   "norm": lambda th: float(np.linalg.norm(th))}
+    traj = simulate(objective, theta0, T, rates=phase_rates(lam, tau0), record_at=record_at,
+                    observables=observables, **{**SOLVER, "atol": 1e-16, **simulate_kwargs})
+    return model, data, traj

@@ -19,8 +19,8 @@ from gradflow.model import Observable
 from gradflow.papers.regular.data import RegularData
 from gradflow.trajectory import Trajectory
 
-__all__ = ["cos_moving", "derived", "phase1_exponents", "saturated_max_margin",
-           "slope_per_decade"]
+__all__ = ["cos_moving", "derived", "phase1_exponents", "saturated_features",
+           "saturated_max_margin", "slope_per_decade"]
 
 
 def saturated_max_margin(max_position: int) -> np.ndarray:
@@ -30,6 +30,15 @@ def saturated_max_margin(max_position: int) -> np.ndarray:
     u[[0, 1]] = 1.0
     u[[2, 3]] = -1.0
     return u
+
+
+def saturated_features(data: RegularData) -> np.ndarray:
+    """The attention outputs with saturated attention (spec §4, candidate 3): a positive
+    string's h is its first token E_1^{x_1}, a negative string's h its second token E_2^{x_2}
+    (for L = 2 the query itself); a length-1 string attends to its only token. Shape (N, d)."""
+    rows = np.arange(data.n)
+    position = np.where((data.y > 0) | (data.lengths < 2), 0, 1)
+    return data.X[rows, position]
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
