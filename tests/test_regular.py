@@ -39,7 +39,8 @@ def test_parity_cot_format_b_structure():
 @pytest.mark.parametrize("dataset", ["even_pairs", "parity_cot", "parity"])
 @pytest.mark.parametrize("embedding", ["one-hot", "random"])
 def test_gradient_complex_step_and_central(dataset, embedding):
-    """Complex step to 1e-10 per block; central differences to 1e-6 (measured ≤ 2e-8, docs/derivations/regular.md)."""
+    """Complex step to 1e-10 per block; central differences to 1e-6 (measured ≤ 2e-8,
+    docs/derivations/regular.md)."""
     build = {"even_pairs": lambda E: rg.even_pairs(5, embedding=E),
              "parity": lambda E: rg.parity(5, embedding=E),
              "parity_cot": lambda E: rg.parity_cot(4, embedding=E)}[dataset]
