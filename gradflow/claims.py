@@ -36,6 +36,7 @@ __all__ = [
     "STATUSES",
     "Claim",
     "Close",
+    "Each",
     "Equals",
     "Expectation",
     "Ledger",
@@ -177,6 +178,42 @@ class Equals(Expectation):
 
     def tolerance(self) -> str:
         return f"exact: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Each(Expectation):
+    """A measurement with several named parts (a dict), each against its own expectation
+    with its own reason; it passes when the measured dict has exactly these parts (a misnamed
+    part is a failure, not an unchecked value) and every one passes.
+
+    ``Each({"norm": Close(...), "monotone": Equals(True)})`` or
+    ``Each.of(norm=Close(...), monotone=Equals(True))``; parts may nest.
+    """
+
+    parts: Any
+    reason: str = "each part against its own expectation, with its own reason"
+
+    def __post_init__(self) -> None:
+        parts = tuple(self.parts.items()) if isinstance(self.parts, Mapping) else tuple(
+            self.parts)
+        if not parts or not all(isinstance(e, Expectation) for _, e in parts):
+            raise ArgumentError("Each: give at least one part, each an Expectation")
+        object.__setattr__(self, "parts", parts)
+
+    @classmethod
+    def of(cls, **parts: Expectation) -> Each:
+        return cls(tuple(parts.items()))
+
+    def passes(self, measured: Any) -> bool:
+        if not isinstance(measured, Mapping) or set(measured) != {n for n, _ in self.parts}:
+            return False
+        return all(e.passes(measured[name]) for name, e in self.parts)
+
+    def describe(self) -> str:
+        return "{" + ", ".join(f"{name}: {e.describe()}" for name, e in self.parts) + "}"
+
+    def tolerance(self) -> str:
+        return "; ".join(f"{name}: {e.tolerance()}" for name, e in self.parts)
 
 
 @dataclass(frozen=True)

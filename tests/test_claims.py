@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gradflow import registry
-from gradflow.claims import Claim, Close, Equals, Ledger, Within, evaluate, write_ledger
+from gradflow.claims import Claim, Close, Each, Equals, Ledger, Within, evaluate, write_ledger
 from gradflow.cli import main
 from gradflow.errors import ArgumentError
 
@@ -30,6 +30,23 @@ def test_expectations_pass_and_fail_where_they_should():
     assert not Within(0, 1, reason="r").passes([])
     assert Equals(16).passes(16) and not Equals(16).passes(15)
     assert Equals(["a", "b"]).passes(("a", "b"))  # JSON-equal
+
+
+def test_each_checks_every_part_and_names_them():
+    each = Each.of(a=Close(1.0, atol=0.1, reason="r1"), b=Equals(True), c=Within(high=0.0,
+                                                                            reason="r3"))
+    assert each.passes({"a": 1.05, "b": True, "c": -1.0})
+    assert not each.passes({"a": 1.2, "b": True, "c": -1.0})
+    assert not each.passes({"a": 1.0, "b": False, "c": -1.0})
+    assert not each.passes({"a": 1.0, "b": True})  # a part missing
+    assert not each.passes({"a": 1.0, "b": True, "c": -1.0, "d": 0})  # an extra entry
+    assert not each.passes([1.0, True, -1.0])
+    assert "a: rtol" not in each.tolerance() and "a: atol 0.1: r1" in each.tolerance()
+    assert each.describe().startswith("{a: 1.0")
+    nested = Each.of(x=Each.of(y=Equals(1)))
+    assert nested.passes({"x": {"y": 1}}) and not nested.passes({"x": {"y": 2}})
+    with pytest.raises(ArgumentError, match="at least one part"):
+        Each(())
 
 
 def test_a_tolerance_needs_its_reason_and_a_claim_its_parts():

@@ -13,10 +13,8 @@ from reference_gradients import regular_grad
 
 import gradflow
 from gradflow import ArgumentError
-from gradflow.claims import Close, Equals, Within
 from gradflow.papers import regular as rg
 from gradflow.papers.regular import protocol
-from gradflow.papers.regular.claims import Each
 
 
 def test_parity_cot_format_b_structure():
@@ -103,23 +101,6 @@ def test_bad_arguments():
         rg.parity_cot(1)
     with pytest.raises(ArgumentError, match="embedding"):
         rg.even_pairs(3, embedding=np.eye(4))
-
-
-def test_each_checks_every_part_and_names_them():
-    each = Each.of(a=Close(1.0, atol=0.1, reason="r1"), b=Equals(True), c=Within(high=0.0,
-                                                                            reason="r3"))
-    assert each.passes({"a": 1.05, "b": True, "c": -1.0})
-    assert not each.passes({"a": 1.2, "b": True, "c": -1.0})
-    assert not each.passes({"a": 1.0, "b": False, "c": -1.0})
-    assert not each.passes({"a": 1.0, "b": True})  # a part missing
-    assert not each.passes({"a": 1.0, "b": True, "c": -1.0, "d": 0})  # an extra entry
-    assert not each.passes([1.0, True, -1.0])
-    assert "a: rtol" not in each.tolerance() and "a: atol 0.1: r1" in each.tolerance()
-    assert each.describe().startswith("{a: 1.0")
-    nested = Each.of(x=Each.of(y=Equals(1)))
-    assert nested.passes({"x": {"y": 1}}) and not nested.passes({"x": {"y": 2}})
-    with pytest.raises(ArgumentError, match="at least one part"):
-        Each(())
 
 
 def test_train_records_extra_times_and_keeps_its_default_grid():

@@ -24,14 +24,13 @@ All flows are gradient flows (RK45, rtol 1e-6, atol 1e-9: ``protocol.SOLVER``) c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gradflow.claims import Claim, Close, Equals, Expectation, Ledger, Within
+from gradflow.claims import Claim, Close, Each, Equals, Ledger, Within
 from gradflow.gradcheck import check_gradient
 from gradflow.numerics import sigmoid, softmax
 from gradflow.papers.cooccurrence import protocol, theory
@@ -39,7 +38,7 @@ from gradflow.papers.cooccurrence.data import make_dataset
 from gradflow.papers.cooccurrence.model import CooccurrenceTransformer
 from gradflow.plotting import save
 
-__all__ = ["CLAIMS", "LEDGER", "RUNS", "Bands"]
+__all__ = ["CLAIMS", "LEDGER", "RUNS"]
 
 COUNTS = (30, 10, 10, 10)
 L_SEQ, M, M1 = 5, 128, 256
@@ -47,27 +46,6 @@ N = sum(COUNTS)
 SPEC = "spec reading"
 
 
-@dataclass(frozen=True)
-class Bands(Expectation):
-    """Several named expectations on a dict of measured values; passes when every one does.
-
-    (The engine's expectations judge one value; a claim with several conditions keeps each
-    measured number visible under its name.)
-    """
-
-    parts: Mapping[str, Expectation]
-    reason: str = "each part carries its own reason"
-
-    def passes(self, measured: Any) -> bool:
-        if not isinstance(measured, Mapping) or set(measured) != set(self.parts):
-            return False
-        return all(e.passes(measured[k]) for k, e in self.parts.items())
-
-    def describe(self) -> str:
-        return "; ".join(f"{k}: {e.describe()}" for k, e in self.parts.items())
-
-    def tolerance(self) -> str:
-        return " | ".join(f"{k}: {e.tolerance()}" for k, e in self.parts.items())
 
 
 # ----------------------------------------------------------------------------------- runs
@@ -969,7 +947,7 @@ CLAIMS = (
                   "query with the full W and a, and the gradient against the complex step.",
         source="Eq. (1) and §2; gradients App. B", status="reproduced", ledger="C1",
         uses=("default",), check=check_model,
-        expected=Bands({k: Within(high=1e-10, reason=(
+        expected=Each({k: Within(high=1e-10, reason=(
             "both are float64 evaluations of the same sums (softmaxes of 5 scores, dot "
             "products of ≤ 256 terms): rounding is ~1e-15 relative; the complex step has no "
             "cancellation, so its error is rounding too; 1e-10 leaves 5 orders of margin "
@@ -1056,7 +1034,7 @@ CLAIMS = (
         source="Thm 3.1 / Lemma E.28 (Phase 1), Lemma 4.3", status="reproduced",
         ledger="C6, C7", uses=("default", "default_more", "assumption"),
         check=check_phase1_inequalities,
-        expected=Bands({
+        expected=Each({
             "min −Ġ3/max(Ġ1, Ġ2) on [T0.5, T1]": Within(low=1.0, reason=(
                 "the inequality with an unspecified C > 0, checked with C ≥ 0 at every "
                 "record (step 0.01) after T0.5")),
@@ -1071,7 +1049,7 @@ CLAIMS = (
                   "theory init s1_mult = 0.1, mean of three draws per width).",
         source="Thm 3.1", status="reproduced", ledger="C8", uses=("widths",),
         check=check_G_at_T1,
-        expected=Bands({
+        expected=Each({
             **{f"{name}(T1): exponent in m": Within(-0.3, 0.3, reason=WIDTH_EXPONENT)
                for name in ("G(μ1)", "G(μ2)", "−G(μ3)")},
             **{f"{name}(T1): smallest": Within(low=0.0, reason="the sign, exactly")
@@ -1097,7 +1075,7 @@ CLAIMS = (
                   "fail.",
         source="Thm 3.1", status="reproduced", ledger="C10", uses=("widths",),
         check=check_loss_at_T1,
-        expected=Bands({
+        expected=Each({
             "exponent in m": Within(-0.3, 0.3, reason=WIDTH_EXPONENT),
             "smallest L̂(T1)": Within(low=np.log(2) / N, reason=(
                 "at T1 the worst sample has margin 0 and loss ln 2, so L̂(T1) ≥ ln 2/n "
@@ -1123,7 +1101,7 @@ CLAIMS = (
                   "bound (KQ: at most ln m times the bound without logs at every width).",
         source="Thm 3.1 (Phase-1 bounds, App. E)", status="reproduced", ledger="C12",
         uses=("widths",), check=check_phase1_frozen,
-        expected=Bands({
+        expected=Each({
             "max|ΔKQ(T1)| / m^-3/2(1/L + m^-1/2): exponent in m": Within(
                 -0.3, 0.3, reason=WIDTH_EXPONENT),
             "max|ΔVV(T1)|·m: exponent in m": Within(-0.3, 0.3, reason=WIDTH_EXPONENT),
@@ -1183,7 +1161,7 @@ CLAIMS = (
                   "findings' 0.24).",
         source=f"{SPEC}: §7 (Kaiming-normal reference run)", status="reproduced",
         ledger="C34", uses=("kaiming", "phase1_ensembles"), check=check_kaiming_T1,
-        expected=Bands({
+        expected=Each({
             "T1 of the CLI's draw": Close(0.23971, rtol=1e-4, reason=(
                 "a regression anchor: Brent's root of the event on the dense output, moved "
                 "by the solver error by 1.2e-6 relative (rtol 1e-6 against 1e-9)")),
@@ -1212,7 +1190,7 @@ CLAIMS = (
                   "runs, t = 1e4).",
         source="Lemma 4.7 / F.16", status="reproduced", ledger="C15", uses=PHASE2,
         check=check_score_rates,
-        expected=Bands({
+        expected=Each({
             "exponent of |d KQ/dt| in L̂, t ∈ [10, 1e8]: smallest": Within(0.8, 1.0, reason=(
                 "the Θ̃ hides the readout gap z_h − z̄ ∝ G ∝ ln(1/L̂) of the softmax "
                 "derivative, which lowers the exponent of L̂ by 1/ln(1/L̂) ∈ [0.04, 0.17] "
@@ -1255,7 +1233,7 @@ CLAIMS = (
                   "three draws.",
         source="Thm 3.2, Cor. F.7", status="reproduced", ledger="C18",
         uses=("assumption",), check=check_G_margins_assumption,
-        expected=Bands({
+        expected=Each({
             "min G1+G2+G3": Within(low=0.0, reason="the sign; Ω(1): it grows (below)"),
             "max G(μ1)+G(μ3)": Within(high=0.0, reason="the sign"),
             "max G(μ2)+G(μ3)": Within(high=0.0, reason="the sign"),
@@ -1273,7 +1251,7 @@ CLAIMS = (
                   "of G(μ1,2) + G(μ3) over t ≥ 1, 8 draws (default init and Kaiming-normal).",
         source="Thm 3.2", status="discrepancy", ledger="C18",
         uses=("default", "default_more", "kaiming"), check=check_G_margins_paper,
-        expected=Bands({
+        expected=Each({
             "max over t ≥ 1 of G(μ1,2)+G(μ3), per draw": Close(
                 [0.00314, -0.15981, 0.28729, -0.21922, 0.59329, -0.45248, -0.22931, -0.11756],
                 atol=2e-3, reason=(
@@ -1307,7 +1285,7 @@ CLAIMS = (
                   "init).",
         source="Cor. F.17; Thm 3.3", status="reproduced", ledger="C19", uses=PHASE2,
         check=check_softmax_deviation,
-        expected=Bands({
+        expected=Each({
             "max |A(t) − A(0)|, all runs, t ≤ 1e8": Within(high=1 / L_SEQ**2, reason=(
                 "the O(1/L²) bound with constant 1 (1/L² = 0.04)")),
             "|Δ p(μ1 → μ2)| to t = 1e8, theory init": Within(high=1e-3, reason=(
@@ -1348,7 +1326,7 @@ CLAIMS = (
                   "frozen at T1 (the paper's constant read literally) it does not.",
         source="Thm F.8, Thm 3.3", status="reproduced", ledger="C22", uses=PHASE2,
         check=check_loss_rate,
-        expected=Bands({
+        expected=Each({
             "‖u(t)‖²: largest max/min over t ∈ [10, 1e8]": Within(high=1.5, reason=(
                 "the loss falls ≥ 1.6e7-fold over the window, so a factor 1.5 bounds the "
                 "exponent p of dL̂/dt ∝ L̂^p·‖u‖² to 2 ± ln 1.5/ln 1.6e7 = 2 ± 0.024")),
@@ -1383,7 +1361,7 @@ CLAIMS = (
                   "1), 3 draws.",
         source="Lemma 4.4 / F.5", status="reproduced", ledger="C24", uses=("assumption",),
         check=check_rho23_near_one_assumption,
-        expected=Bands({
+        expected=Each({
             "max |ρ23 − 1| over Phase 2": Within(high=0.1, reason=(
                 "'C ≪ 1' read as an order of magnitude below 1")),
             "max |ρ23(1e8) − 1|": Within(high=1e-3, reason=(
@@ -1422,7 +1400,7 @@ CLAIMS = (
                   "2.3(ii) (3 draws).",
         source="Lemma 4.5 / F.6", status="reproduced", ledger="C25", uses=("assumption",),
         check=check_R_band_assumption,
-        expected=Bands({"R over Phase 2": Within(1.0, 2.0, reason="the paper's band"),
+        expected=Each({"R over Phase 2": Within(1.0, 2.0, reason="the paper's band"),
                         "R just after T1": Within(1.0, 3.0, reason="the proof's assumption")}),
     ),
     Claim(
@@ -1431,7 +1409,7 @@ CLAIMS = (
                   "R just after T1 (default init ×4, then Kaiming-normal ×4).",
         source="Lemma 4.5 / F.6", status="discrepancy", ledger="C25",
         uses=("default", "default_more", "kaiming"), check=check_R_band_paper,
-        expected=Bands({
+        expected=Each({
             "min R over Phase 2, per draw": Close(
                 [1.13707, 1.06819, 0.99735, 1.10993, 1.07062, 0.81586, 0.93843, 0.77629],
                 atol=1e-3, reason=SOLVER_PIN),
@@ -1470,7 +1448,7 @@ CLAIMS = (
                   "their λ-values (theory-init draws: paper data ×4, assumption ×3).",
         source="Lemma 4.5 / F.6 (fixed point R*)", status="reproduced", ledger="C25",
         uses=("default", "default_more", "assumption"), check=check_fixed_point,
-        expected=Bands({
+        expected=Each({
             "R* of the max-margin multipliers, per draw": Within(1.0, 2.0, reason=(
                 "the paper's band for R*; λ from a KKT-certified QP (gradflow.maxmargin)")),
             "R* under Assumption 2.3(ii)": Close(85 / 67, rtol=1e-8, reason=(
@@ -1493,7 +1471,7 @@ CLAIMS = (
                   "Replaces the band B1, B2 < 20.",
         source="Lemmas 4.4, 4.5 / F.5, F.6", status="reproduced", ledger="C26", uses=PHASE2,
         check=check_B_bounded,
-        expected=Bands({k: Within(1.5, 16.0, reason=(
+        expected=Each({k: Within(1.5, 16.0, reason=(
             "the band implied by Def. F.1 and Lemma F.6 (derivation in the statement; "
             "s_I4 ≥ 0 only lowers B2)")) for k in (
             "B1 over Phase 2, assumption", "B2 over Phase 2, assumption",
@@ -1505,7 +1483,7 @@ CLAIMS = (
                   "R ≈ −Ġ(μ3)/Ġ(μ1) up to o(1) (t ≥ 100, theory-init runs).",
         source="Lemma 4.5 / F.6 (proof)", status="reproduced", ledger="C27", uses=PHASE2,
         check=check_gdot_ratios,
-        expected=Bands({
+        expected=Each({
             "Ġ(μ1)/Ġ(μ2) over t ≥ 1": Within(0.5, 2.0, reason=(
                 "Θ(1) with the paper's band for such ratios (Def. F.1)")),
             "max |R/(−Ġ3/Ġ1) − 1| over t ≥ 100, theory init": Within(high=0.1, reason=(
@@ -1535,7 +1513,7 @@ CLAIMS = (
                   "vectors of the hard-margin limit.",
         source="Abstract; §4 (automatic balancing of gradients)", status="discrepancy",
         ledger="C29", uses=("default", "assumption"), check=check_type4,
-        expected=Bands({
+        expected=Each({
             "ln L4 / ln L1 at 1e8, default": Close(2.19900, atol=1e-3, reason=SOLVER_PIN),
             "L4/L1 at 1e8, default": Close(3.5148e-13, rtol=1e-3, reason=SOLVER_PIN),
             "type-4 support vectors, default": Equals(0),
@@ -1569,7 +1547,7 @@ CLAIMS = (
                   "against 1e4, 3 draws.",
         source="Cor. F.2 (g_i/g_j = O(1) within a type)", status="reproduced",
         ledger="C29", uses=("assumption",), check=check_within_type_assumption,
-        expected=Bands({
+        expected=Each({
             "largest ln(g_max/g_min) at 1e8 / at 1e4 (types 1–3)": Within(high=0.6, reason=(
                 "the limit spread is 0 (equal multipliers by symmetry); the logit residual "
                 "decays like 1/ln t, which predicts ln(1e4)/ln(1e8) = 0.5; 0.6 allows the "
@@ -1585,7 +1563,7 @@ CLAIMS = (
                   "of the hard-margin limit per type.",
         source="Cor. F.2", status="discrepancy", ledger="C29",
         uses=("default",), check=check_within_type_paper,
-        expected=Bands({
+        expected=Each({
             "log10 g_max/g_min of type 1 at 1e8": Close(5.16405, atol=1e-3, reason=SOLVER_PIN),
             "support vectors per type (of 30/10/10/10)": Equals([16, 10, 9, 0]),
         }),
@@ -1615,7 +1593,7 @@ CLAIMS = (
                   "limit.",
         source="Thm 3.3", status="discrepancy", ledger="C30",
         uses=("default", "assumption"), check=check_test_loss,
-        expected=Bands({
+        expected=Each({
             "train loss at 1e8, default": Close(4.8509e-11, rtol=1e-4, reason=SOLVER_PIN),
             "population loss at 1e8, default": Close(6.2979e-3, rtol=1e-3, reason=(
                 "a pin: the test sample is fixed, so the value moves only with θ(1e8) "
@@ -1670,7 +1648,7 @@ CLAIMS = (
                   "between s1_mult = 0.1 and 1 at m = 128.",
         source="Thm 3.3", status="discrepancy", ledger="C31",
         uses=(*PHASE2, "widths_long"), check=check_coefficients,
-        expected=Bands({
+        expected=Each({
             "sign errors of C12, C21, C31, C32 at 1e8 (of 44)": Equals(0),
             "n × median random-token coefficient / smallest target (assumption)": Within(
                 1 / 3, 3, reason="'about n times smaller' within the factor 3 of the Θ̃ "
@@ -1711,7 +1689,7 @@ CLAIMS = (
                   "flow, and the first-order ratio of the errors at lr 0.02 and 0.01.",
         source=f"App. A; {SPEC}: §7 (GD vs flow)", status="reproduced", ledger="C32",
         uses=("gd",), check=check_gd,
-        expected=Bands({
+        expected=Each({
             "relative distance GD(lr 0.01) − flow at t = 30": Within(high=1e-2, reason=(
                 "the paper's experiment is in the flow regime when GD stays within 1% of "
                 "the flow (measured 6e-4)")),
@@ -1731,7 +1709,7 @@ CLAIMS = (
                   "window) — against eight gradflow draws at the same scale.",
         source=f"{SPEC}: §7 (theory-init reference numbers)", status="reproduced",
         ledger="C33", uses=("theory_scale",), check=check_prototype,
-        expected=Bands({
+        expected=Each({
             **{f"prototype {key} in units of the 95% prediction half-width": Within(
                 -1.0, 1.0, reason=(
                     "one further draw lies within the Student-t 95% prediction interval "

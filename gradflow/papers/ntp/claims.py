@@ -22,7 +22,6 @@ The runs (each computed once, shared by the claims that name it):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from gradflow import log_grid
-from gradflow.claims import Claim, Close, Equals, Expectation, Ledger, Within
+from gradflow.claims import Claim, Close, Each, Equals, Expectation, Ledger, Within
 from gradflow.gradcheck import check_gradient
 from gradflow.maxmargin import solve_max_margin
 from gradflow.numerics import cross_entropy
@@ -46,7 +45,7 @@ from gradflow.papers.ntp.data import (
 from gradflow.papers.ntp.model import NTPTransformer
 from gradflow.plotting import save
 
-__all__ = ["CLAIMS", "LEDGER", "RUNS", "Each"]
+__all__ = ["CLAIMS", "LEDGER", "RUNS"]
 
 L = FIXTURE_NAMES.index
 TABLE_TIMES = (10.0, 29.0, 98.0, 300.0)
@@ -66,29 +65,10 @@ REVIEW_SEEDS = (0, 1, 2)
 """The three instances of the old test and of the review's reruns."""
 
 
-@dataclass(frozen=True)
-class Each(Expectation):
-    """A dict-valued measurement: each named entry meets its own expectation (the claim
-    passes when all do). Written here because :mod:`gradflow.claims` has no such
-    expectation."""
-
-    parts: tuple[tuple[str, Expectation], ...]
-    reason: str = "each entry has its own tolerance"
-
-    def passes(self, measured: Any) -> bool:
-        if not isinstance(measured, dict):
-            return False
-        return all(name in measured and exp.passes(measured[name]) for name, exp in self.parts)
-
-    def describe(self) -> str:
-        return "{" + ", ".join(f"{name}: {exp.describe()}" for name, exp in self.parts) + "}"
-
-    def tolerance(self) -> str:
-        return "; ".join(f"{name} — {exp.tolerance()}" for name, exp in self.parts)
 
 
 def each(**parts: Expectation) -> Each:
-    return Each(tuple(parts.items()))
+    return Each.of(**parts)
 
 
 # ------------------------------------------------------------------------------------ runs

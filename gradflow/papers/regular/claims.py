@@ -17,15 +17,13 @@ pairs (λ = 2, τ0 = 10, L_max = 6, zero init) to t = 1e10 and to 1e40, the froz
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gradflow.claims import Claim, Close, Equals, Expectation, Ledger, Within
+from gradflow.claims import Claim, Close, Each, Equals, Ledger, Within
 from gradflow.errors import ArgumentError, InfeasibleError
 from gradflow.gradcheck import check_gradient
 from gradflow.maxmargin import solve_max_margin
@@ -40,42 +38,12 @@ from gradflow.papers.regular.data import (
 from gradflow.papers.regular.model import RegularTransformer
 from gradflow.plotting import save
 
-__all__ = ["CLAIMS", "LEDGER", "RUNS", "Each"]
+__all__ = ["CLAIMS", "LEDGER", "RUNS"]
 
 
 # ------------------------------------------------------------------------------ expectation
 
 
-@dataclass(frozen=True)
-class Each(Expectation):
-    """Every named entry of a measured dict against its own expectation.
-
-    Anchors quoted to different digits (0.956 and "about 0.85"), or a value and a boolean, are
-    checked in one claim, each part with its own tolerance and reason. ``measured`` must be a
-    mapping with exactly the parts' names.
-    """
-
-    parts: tuple[tuple[str, Expectation], ...]
-    reason: str = "each entry against its own expectation, with its own reason"
-
-    def __post_init__(self) -> None:
-        if not self.parts:
-            raise ArgumentError("Each: give at least one part")
-
-    @classmethod
-    def of(cls, **parts: Expectation) -> Each:
-        return cls(tuple(parts.items()))
-
-    def passes(self, measured: Any) -> bool:
-        if not isinstance(measured, Mapping) or set(measured) != {k for k, _ in self.parts}:
-            return False
-        return all(e.passes(measured[k]) for k, e in self.parts)
-
-    def describe(self) -> str:
-        return "{" + ", ".join(f"{k}: {e.describe()}" for k, e in self.parts) + "}"
-
-    def tolerance(self) -> str:
-        return "; ".join(f"{k}: {e.tolerance()}" for k, e in self.parts)
 
 
 # ----------------------------------------------------------------------------------- runs
