@@ -213,7 +213,10 @@ class Each(Expectation):
         return "{" + ", ".join(f"{name}: {e.describe()}" for name, e in self.parts) + "}"
 
     def tolerance(self) -> str:
-        return "; ".join(f"{name}: {e.tolerance()}" for name, e in self.parts)
+        grouped: dict[str, list[str]] = {}  # parts with one tolerance are named together
+        for name, e in self.parts:
+            grouped.setdefault(e.tolerance(), []).append(name)
+        return "; ".join(f"{', '.join(names)}: {text}" for text, names in grouped.items())
 
 
 @dataclass(frozen=True)

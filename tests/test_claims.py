@@ -124,7 +124,8 @@ def test_runs_are_shared_and_failures_are_recorded_not_raised(tmp_path):
 def test_the_cli_runs_a_ledger_and_names_a_bad_paper(tmp_path, capsys):
     assert main(["claims", "linear_icl", "--out", str(tmp_path), "--no-progress"]) == 0
     data = json.loads((tmp_path / "claims.json").read_text())
-    assert all(c["passed"] for c in data["claims"]) and data["claims"]
+    assert data["claims"] and all(c["passed"] or (c["passed"] is None and c["status"] ==
+                                                  "not-simulated") for c in data["claims"])
     assert (tmp_path / "claims.md").is_file()
     assert main(["claims", "nosuchpaper", "--out", str(tmp_path / "x")]) == 2
     assert "no claims ledger for paper 'nosuchpaper'" in capsys.readouterr().err
