@@ -4,9 +4,17 @@ JMLR 2024, "Trained transformers learn linear models in-context").
 Derivation: ``docs/derivations/linear_icl.md``; findings: ``docs/findings/icl.md``.
 """
 
-from gradflow.papers.linear_icl import theory
-from gradflow.papers.linear_icl.data import LinearICLTask, PromptSample, make_task, sample_prompts
-from gradflow.papers.linear_icl.model import LinearICLFull, LinearICLReduced
+from gradflow.papers.linear_icl import protocol, theory
+from gradflow.papers.linear_icl.data import (
+    LinearICLMixtureTask,
+    LinearICLTask,
+    PromptSample,
+    exponential_spectrum_task,
+    make_task,
+    sample_prompts,
+)
+from gradflow.papers.linear_icl.model import LinearICLFull, LinearICLMixture, LinearICLReduced
 
-__all__ = ["LinearICLFull", "LinearICLReduced", "LinearICLTask", "PromptSample", "make_task",
+__all__ = ["LinearICLFull", "LinearICLMixture", "LinearICLMixtureTask", "LinearICLReduced",
+           "LinearICLTask", "PromptSample", "exponential_spectrum_task", "make_task", "protocol",
            "sample_prompts", "theory"]

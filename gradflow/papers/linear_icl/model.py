@@ -6,6 +6,8 @@ Two models, both from the initialisation of Assumption 3.3:
 * :class:`LinearICLReduced` — the exact population flow in the reduced coordinates (U, u) of
   Lemma 5.2: ŷ = u hᵀ U x_q with h = (1/N) Σ y_i x_i, loss
   L(U, u) = ½ tr(Λ Mᵀ ΛΓ M) − tr(Λ² M) + ½ tr Λ with M = uU and Γ = (1 + 1/N)Λ + (tr Λ/N) I.
+* :class:`LinearICLMixture` — the same reduced flow when Λ is itself random (a finite mixture
+  of covariances; Theorem 4.5's setting).
 * :class:`LinearICLFull` — the full-parameter layer f(E) = E + W^{PV} E (Eᵀ W^{KQ} E)/N on a
   fixed prompt sample, antithetic in w, as an off-manifold cross-check.
 
@@ -21,11 +23,11 @@ import numpy as np
 from gradflow.errors import ArgumentError
 from gradflow.layout import Layout
 from gradflow.model import Model, Observable
-from gradflow.papers.linear_icl.data import LinearICLTask, PromptSample
-from gradflow.papers.linear_icl.theory import conserved, optimal_loss
+from gradflow.papers.linear_icl.data import LinearICLMixtureTask, LinearICLTask, PromptSample
+from gradflow.papers.linear_icl.theory import conserved, mixture_optimum, optimal_loss
 from gradflow.validate import generator, integer
 
-__all__ = ["LinearICLFull", "LinearICLReduced"]
+__all__ = ["LinearICLFull", "LinearICLMixture", "LinearICLReduced"]
 
 
 class LinearICLReduced(Model):
@@ -190,3 +192,87 @@ class LinearICLFull(Model):
 
         return {"loss": lambda th: float(self.loss(self.layout.unpack(th), data)),
                 "off_manifold": off}
+
+
+class LinearICLMixture(Model):
+    """The reduced population flow of ZFB in (U, u) when the covariance is random: the loss is
+    Σ_j w_j L_j(U, u), L_j the reduced loss of covariance Λ_j (Theorem 4.5's setting). Every
+    component keeps the w → −w symmetry, so the reduction to (U, u) stays exact and u² − ‖U‖_F²
+    is still conserved.
+
+    Parameters
+    ----------
+    d : int
+    """
+
+    data_type = LinearICLMixtureTask
+
+    def __init__(self, d: int):
+        self.d = integer(d, "d")
+        self._layout = Layout({"U": (self.d, self.d), "u": ()})
+
+    def __repr__(self) -> str:
+        return f"LinearICLMixture(d={self.d})"
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    def init(self, rng: Any = None, preset: str = "theory", *, sigma: float | None = None,
+             task: LinearICLMixtureTask | None = None) -> np.ndarray:
+        """Assumption 3.3's balanced init (see :meth:`LinearICLReduced.init`), with σ below the
+        smallest of the components' bounds (default: half of it)."""
+        if preset != "theory":
+            raise ArgumentError(f"preset must be 'theory', got {preset!r}")
+        if task is None:
+            raise ArgumentError("init needs task= (the bound on σ depends on the Γ_j)")
+        bound = task.sigma_bound()
+        sigma = 0.5 * bound if sigma is None else float(sigma)
+        if not 0 < sigma < bound:
+            raise ArgumentError(f"sigma must lie in (0, {bound:.6g}) (Assumption 3.3 for every "
+                                f"component), got sigma={sigma!r}")
+        theta = generator(rng).standard_normal((self.d, self.d))
+        P = theta @ theta.T
+        return self.layout.pack({"U": sigma * P / np.linalg.norm(P), "u": np.array(sigma)})
+
+    def check_data(self, data: Any) -> None:
+        if not isinstance(data, LinearICLMixtureTask):
+            raise ArgumentError(f"data must be a LinearICLMixtureTask, got "
+                                f"{type(data).__name__}")
+        if data.d != self.d:
+            raise ArgumentError(f"task has d={data.d}, the model has d={self.d}")
+
+    def sample_losses(self, params: dict[str, np.ndarray], data: LinearICLMixtureTask
+                      ) -> np.ndarray:
+        """The reduced loss L_j of each component, shape (n,)."""
+        M = params["u"] * params["U"]
+        return np.array([0.5 * np.trace(Lam @ M.T @ Lam @ Gamma @ M) - np.trace(Lam @ Lam @ M)
+                         + 0.5 * np.trace(Lam)
+                         for Lam, Gamma in zip(data.Lambdas, data.Gammas, strict=True)])
+
+    def sample_weights(self, data: LinearICLMixtureTask) -> np.ndarray:
+        """The components' probabilities: the population loss is Σ_j w_j L_j."""
+        return data.weights
+
+    def grad(self, params: dict[str, np.ndarray], data: LinearICLMixtureTask
+             ) -> dict[str, np.ndarray]:
+        """∂L/∂U = u G and ∂L/∂u = ⟨G, U⟩ with G = Σ_j w_j (Λ_j Γ_j M Λ_j − Λ_j²), M = uU."""
+        U, u = params["U"], params["u"]
+        M = u * U
+        G = sum(w * (Lam @ Gamma @ M @ Lam - Lam @ Lam)
+                for w, Lam, Gamma in zip(data.weights, data.Lambdas, data.Gammas, strict=True))
+        return {"U": u * G, "u": np.array(np.sum(G * U))}
+
+    def observables(self, data: LinearICLMixtureTask) -> dict[str, Observable]:
+        """``loss``, ``balance`` = u² − ‖U‖_F² (conserved) and ``error_M`` = ‖uU − M*‖_F with M*
+        the mixture's minimiser (:func:`~gradflow.papers.linear_icl.theory.mixture_optimum`)."""
+        M_star = mixture_optimum(data)
+
+        def p(th):
+            return self.layout.unpack(th)
+
+        return {
+            "loss": lambda th: float(self.loss(p(th), data)),
+            "balance": lambda th: conserved(p(th)["U"], p(th)["u"]),
+            "error_M": lambda th: float(np.linalg.norm(p(th)["u"] * p(th)["U"] - M_star)),
+        }
