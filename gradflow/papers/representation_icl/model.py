@@ -106,6 +106,24 @@ class RepresentationTransformer(Model):
         grad_Q = np.einsum("di,hki,ek->hde", V, inner, data.tokens)
         return {"Q": grad_Q, "w": grad_w}
 
+    def grad_batch(self, thetas: np.ndarray, data: RepresentationTask) -> np.ndarray:
+        """The gradient of the loss at many points at once (the formulas of :meth:`grad`
+        with a leading batch axis), for finite-difference Jacobians: ``thetas`` (B, P) →
+        (B, P). Real θ only."""
+        thetas = np.asarray(thetas, dtype=float)
+        B = thetas.shape[0]
+        Q = thetas[:, : self.H * self.d * self.d].reshape(B, self.H, self.d, self.d)
+        w = thetas[:, self.H * self.d * self.d:].reshape(B, self.H, self.K)
+        V = data.tokens[:, : data.N]
+        logits = np.matmul(np.matmul(V.T, Q), data.tokens)  # (B, H, N, K): v_iᵀ Q_h v_k
+        s = softmax(logits, axis=2).transpose(0, 1, 3, 2)  # (B, H, K, N)
+        a = np.einsum("bhk,bhki->bik", w, s)  # (B, N, K)
+        g = np.matmul(data.M, a) - data.targets  # (B, N, K)
+        sg = np.einsum("bhki,bik->bhk", s, g)
+        inner = w[..., None] * s * (g.transpose(0, 2, 1)[:, None] - sg[..., None])
+        grad_Q = np.matmul(np.matmul(V, inner.transpose(0, 1, 3, 2)), data.tokens.T)
+        return np.concatenate([grad_Q.reshape(B, -1), sg.reshape(B, -1)], axis=1)
+
     def observables(self, data: RepresentationTask, *, n_tasks: int = 200,
                     rng: Any = 0) -> dict[str, Observable]:
         """``loss``, ``gap`` = L − inf L computed as ½ Σ_k (a_k − a_k*)ᵀ M (a_k − a_k*) (exact,

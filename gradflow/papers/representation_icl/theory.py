@@ -4,10 +4,12 @@ converge to ridge regression on the representations, and the loss to its infimum
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 
 from gradflow.papers.representation_icl.data import RepresentationTask
 
-__all__ = ["optimal_loss", "ridge", "ridge_test_errors"]
+__all__ = ["best_penalty", "combination_distance", "optimal_loss", "prediction_errors", "ridge",
+           "ridge_combinations", "ridge_test_errors"]
 
 
 def ridge(task: RepresentationTask, y: np.ndarray, penalty: float) -> np.ndarray:
@@ -51,3 +53,45 @@ def ridge_test_errors(task: RepresentationTask, rng: np.random.Generator,
         pred = ridge(task, labels[:, : task.N], penalty)
         errors[name] = float(np.mean((pred[:, task.N:] - labels[:, task.N:]) ** 2))
     return errors
+
+
+def ridge_combinations(task: RepresentationTask, penalty: float) -> np.ndarray:
+    """The ridge predictor written as prompt-label combinations, ŷ_k = yᵀ a_k: a_k = e_k for
+    k ≤ N (the given labels) and a_k = (ZᵀZ + penalty·I)⁻¹ Zᵀ f_k for k > N; shape (N, K).
+    With penalty mτ this is the population optimum ``task.a_star`` (Theorem 2)."""
+    Z = task.Z
+    a = np.linalg.solve(Z.T @ Z + penalty * np.eye(task.N), Z.T @ task.features)
+    a[:, : task.N] = np.eye(task.N)
+    return a
+
+
+def prediction_errors(task: RepresentationTask, a: np.ndarray) -> np.ndarray:
+    """E(ŷ_k − y_k)² over λ ~ N(0, I) and the label noise for the predictor ŷ_k = yᵀ a_k,
+    per token, shape (K,): ‖Z a_k − f_k‖² + mτ‖a_k − 1{k≤N} e_k‖² + mτ 1{k>N} (twice the
+    population loss's terms; for k > N it is the test error on an unseen token)."""
+    target = np.zeros_like(a)
+    target[:, : task.N] = np.eye(task.N)
+    mt = task.m * task.tau
+    err_f = task.Z @ a - task.features
+    extra = np.where(np.arange(task.K) >= task.N, mt, 0.0)
+    return np.sum(err_f**2, axis=0) + mt * np.sum((a - target) ** 2, axis=0) + extra
+
+
+def best_penalty(task: RepresentationTask) -> float:
+    """The ridge penalty ρ minimising the summed test error of the unseen tokens,
+    Σ_{k>N} E(ŷ_k − y_k)² with a = :func:`ridge_combinations` (task, ρ), by a bounded scalar
+    search over log ρ ∈ [log 1e-4, log 1e4] (xatol 1e-10)."""
+    def total(log_rho: float) -> float:
+        a = ridge_combinations(task, float(np.exp(log_rho)))
+        return float(prediction_errors(task, a)[task.N:].sum())
+
+    result = minimize_scalar(total, bounds=(np.log(1e-4), np.log(1e4)), method="bounded",
+                             options={"xatol": 1e-10})
+    return float(np.exp(result.x))
+
+
+def combination_distance(task: RepresentationTask, a: np.ndarray, b: np.ndarray) -> float:
+    """E‖ŷ_a − ŷ_b‖²/K over λ ~ N(0, I) and the noise for two predictors ŷ_k = yᵀ a_k,
+    yᵀ b_k: Σ_k (a_k − b_k)ᵀ M (a_k − b_k)/K, since E[y yᵀ] = ZᵀZ + mτ I = M."""
+    delta = a - b
+    return float(np.sum(delta * (task.M @ delta)) / task.K)
