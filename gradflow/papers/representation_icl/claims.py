@@ -615,6 +615,15 @@ CLAIMS = (
             "the paper's Fig. 4 horizon."),
         figure=_figure_three_heads,
     ),
+    Claim(
+        id="representation_icl.fig5_four_layer",
+        statement="A standard 4-layer transformer (d_model = 256, d_ff = 512), trained with Adam "
+                  "for a fixed 100 s of wall clock, behaves like the 1-layer model as H varies.",
+        source="Fig. 5", status="not-simulated",
+        note="a 4-layer transformer with MLPs trained by Adam on a wall-clock budget is outside "
+             "the exact population flow of the 1-layer model; the 1-layer dependence on H is "
+             "representation_icl.thm1_rate_and_heads and the fig4_* claims",
+    ),
 )
 
 LEDGER = Ledger("representation_icl", CLAIMS, RUNS)
