@@ -89,6 +89,12 @@ def _linear_icl_full() -> tuple[Any, Any, np.ndarray]:
     return model, li.sample_prompts(task, 8, rng=2), model.init(rng=0, task=task)
 
 
+def _linear_icl_mixture() -> tuple[Any, Any, np.ndarray]:
+    task = li.exponential_spectrum_task(2, 10)
+    model = li.LinearICLMixture(task.d)
+    return model, task, model.init(rng=0, task=task)
+
+
 def _feature_icl() -> tuple[Any, Any, np.ndarray]:
     model = sm.FeatureICL(3)
     return model, sm.make_task(3, 6, [0.5, 0.3, 0.2]), model.init(preset="zero")
@@ -129,6 +135,8 @@ ALL_MODELS = [
         "task": _linear_task("reduced")}}), id="LinearICLReduced"),
     pytest.param(Case(_linear_icl_full, {"init_kwargs": {
         "task": _linear_task("full")}}), id="LinearICLFull"),
+    pytest.param(Case(_linear_icl_mixture, {"init_kwargs": {
+        "task": li.exponential_spectrum_task(2, 10)}}), id="LinearICLMixture"),
     pytest.param(Case(_feature_icl), id="FeatureICL"),
     pytest.param(Case(_balanced_icl), id="BalancedICL"),
     pytest.param(Case(_representation_icl), id="RepresentationTransformer"),
