@@ -1,22 +1,23 @@
 """The claims ledger of Huang, Liang, Yang (NeurIPS 2024), "Non-asymptotic convergence of
 training transformers for next-token prediction".
 
-The paper's full text was not readable when the project's specification was written; the
-sources below name the paper's statement where the specification could place it, and
-otherwise ``spec reading: ...`` (the specification's reconstruction, its §-numbers, or its
-prototype numbers). Rows ``N1``–``N32`` are the fidelity review's.
+The paper's full text could not be read. The sources below name the paper's statement where its
+abstract settles it, and otherwise the section of ``docs/derivations/ntp.md`` that holds
+gradflow's reading (§Two-stage normalised flow, §Max-margin problems, §Modelling choices and its
+subsections) or the numbers of an implementation independent of gradflow (§Reference values of
+an independent prototype). Rows ``N1``–``N32`` are the fidelity review's.
 
 The runs (each computed once, shared by the claims that name it):
 
-- ``fixture``: the §2.1 fixture with both stage-1 sets — ``all`` 8 collocation pairs (what the
-  specification's §7 prototype used) and ``optimal`` (its §8.2 recommendation, the CLI default)
-  — stage 1 from zero for T0 = 30, stage 2 to t = 1e10;
+- ``fixture``: the fixture (§Fixture and random instances) with both stage-1 sets — ``all`` 8
+  collocation pairs (what the independent prototype used) and ``optimal`` (gradflow's default,
+  the CLI's: §Stage-1 data) — stage 1 from zero for T0 = 30, stage 2 to t = 1e10;
 - ``draws``: 12 N(0, 1) starts of stage 1 (all pairs) to t = 3000, each followed by stage 2
-  from its state at T0 = 29 (the specification's tables came from one such draw);
+  from its state at T0 = 29 (the prototype's tables came from one such draw);
 - ``vertex``: 64 N(0, 1) starts of stage 1 (both sets), W_ov at T0 = 5, 6, 7, 8, 10, 20, 29;
 - ``bad_stage1``: T0 = 5 from zero and from gradflow's own N(0, 1) start (``init_seed`` 0);
 - ``random``: random realizable instances to t = 1e8 (stage 2 on the query columns);
-- ``ngd``, ``joint``: the discrete algorithms as the specification writes them;
+- ``ngd``, ``joint``: the discrete algorithms, two-stage NGD and the prototype's joint ablation;
 - ``clock``: the normalised and the plain gradient flow of stage 2 from one state.
 """
 
@@ -49,7 +50,8 @@ __all__ = ["CLAIMS", "LEDGER", "RUNS"]
 
 L = FIXTURE_NAMES.index
 TABLE_TIMES = (10.0, 29.0, 98.0, 300.0)
-"""The times of the specification's §7.3 1 − cos tables."""
+"""The times of the prototype's 1 − cos tables (docs/derivations/ntp.md, §Reference values of an
+independent prototype)."""
 DRAWS = 12
 """N(0, 1) starts of the ``draws`` run."""
 VERTEX_DRAWS = 64
@@ -325,7 +327,7 @@ def check_chains() -> float:
 
 
 def _slsqp(rows: np.ndarray) -> np.ndarray:
-    """The primal QP by SciPy's SLSQP (spec §4's first solver), written out here."""
+    """The primal QP by SciPy's SLSQP (the prototype's first solver), written out here."""
     A = rows.reshape(len(rows), -1)
     result = minimize(lambda w: 0.5 * w @ w, np.zeros(A.shape[1]), jac=lambda w: w,
                       method="SLSQP", constraints=[{"type": "ineq", "fun": lambda w: A @ w - 1,
@@ -430,13 +432,14 @@ def _position(value: float, samples: np.ndarray, rounding: float) -> float:
 
 
 STAGE1_TABLE = (0.11, 5.1e-3, 1.7e-4, 1.8e-5)
-"""Spec §7.3: 1 − cos(W_ov, W_ov*) at t = 10, 29, 98, 300, stage 1 from one N(0, 1) draw."""
+"""The prototype's 1 − cos(W_ov, W_ov*) at t = 10, 29, 98, 300, stage 1 from one N(0, 1) draw
+(docs/derivations/ntp.md, §Reference values of an independent prototype)."""
 STAGE2_TABLE = (1.4e-3, 7.7e-4, 7.3e-5, 7.9e-6)
-"""Spec §7.3: 1 − cos(W_kq, W_kq*) at t = 10, 29, 98, 300 of stage 2 after T0 = 29."""
+"""The prototype's 1 − cos(W_kq, W_kq*) at t = 10, 29, 98, 300 of stage 2 after T0 = 29."""
 
 
 def check_table(draws: dict[str, Any], stage: int) -> list[float]:
-    """The position of each value of the specification's table in gradflow's range over the
+    """The position of each value of the prototype's table in gradflow's range over the
     12 draws at the same time (0 = the draws' smallest, 1 = the largest; two quoted digits
     allow ±5% on a value such as 1.4e-3, ±1% on 0.11)."""
     table, key, trajs = ((STAGE1_TABLE, "one_minus_cos_W_ov", draws["stage1"]) if stage == 1
@@ -454,7 +457,7 @@ def _draw_slopes(trajs, key: str, lo: float, hi: float, log_x: bool = True) -> n
 
 
 def check_stage1_spec_slopes(draws: dict[str, Any]) -> list[float]:
-    """Positions of the specification's fitted stage-1 slopes on [30, 300] (−2.3 for
+    """Positions of the prototype's fitted stage-1 slopes on [30, 300] (−2.3 for
     log(1 − cos), −1.15 for log dist) in the range of the 12 draws' slopes."""
     out = []
     for key, value, rounding in (("one_minus_cos_W_ov", -2.3, 0.05 / 2.3),
@@ -768,7 +771,7 @@ def _joint_values(joint: dict[str, Any], thetas) -> dict[str, list[float]]:
 
 
 def check_joint(joint: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
-    """At t = 30, 100, 300: the spec's joint NGD (η = 0.5, 0.1) and the globally normalised
+    """At t = 30, 100, 300: the prototype's joint NGD (η = 0.5, 0.1) and the globally normalised
     flow (its η → 0 limit)."""
     flow = joint["flow"]
     out = {f"eta_{eta}": _joint_values(joint, joint["ngd"][eta]["theta"]) for eta in (0.5, 0.1)}
@@ -863,7 +866,7 @@ def figure_ngd(ngd: dict[str, Any], path: Path) -> Path:
         ax.loglog(NGD_TIMES, _ngd_one_minus_cos(ngd, ngd["spec"][eta]), style,
                   label=f"NGD η = {eta}")
     ax.loglog([30, 100, 300], [8e-4, 7.75e-5, 8.25e-6], "s", mfc="none", color="tab:red",
-              label="spec §7.3 (both η)")
+              label="independent prototype (both η)")
     ax.set(xlabel="t (stage 2)", ylabel="1 − cos(W_kq, W_kq*)",
            title="two-stage NGD from zero, all pairs, T0 = 30")
     ax.legend(fontsize=8)
@@ -888,7 +891,7 @@ def figure_unseen(bad: dict[str, Any], path: Path) -> Path:
             ax.bar(i + (k - 1) * width, p.confidence, width, color=f"C{k}",
                    hatch="" if right else "xx", edgecolor="black" if not right else None,
                    label=label if i == 0 else None)
-    ax.axhspan(0.28, 0.54, color="grey", alpha=0.2, label="spec §5: 0.28–0.54, all right")
+    ax.axhspan(0.28, 0.54, color="grey", alpha=0.2, label="prototype: 0.28–0.54, all right")
     ax.set_xticks(range(len(names)), names)
     ax.set(ylabel="model confidence (hatched: wrong argmax)",
            title="unseen sentences after T0 = 5")
@@ -926,16 +929,17 @@ ZERO_CONF_5 = 1 / (1 + 7 * np.exp(-5 / np.sqrt(7)))
 ZERO_CONF_5_DEFAULT = 1 / (1 + 7 * np.exp(-5 / np.sqrt(35 / 8)))
 PIN = ("pinned: the solver (rtol 1e-9 on θ) moves it by ≲ 1e-7; another draw, stage-1 set or "
        "flow moves it by percents")
-DRAW_RANGE = ("the specification's values come from one unknown N(0, 1) draw: the band is "
+DRAW_RANGE = ("the prototype's values come from one unknown N(0, 1) draw: the band is "
               "gradflow's own draw-to-draw range over 12 draws (0 = smallest, 1 = largest), "
               "widened by half a unit of the value's last quoted digit; a flow with another "
               "rate or constant puts the values outside")
 SLOPE_TRANSIENT = ("a finite-time transient: the local slope of log(1 − cos) tends to −2 like "
                    "1/t — on [30, 300] the T0 = 29 runs deviate by 0.009–0.016, so on "
                    "[300, 3000] by ≲ 0.002 (the fixture's T0 = 30 run: 3e-4)")
-SPEC_CONTEXT = ("The specification's §7 prototype trained stage 1 on all 8 collocation pairs; "
-                "its §8.2 recommendation (the CLI default) uses the 5 tokens that occur as "
-                "optimal. Both are reported.")
+SPEC_CONTEXT = ("The independent prototype (docs/derivations/ntp.md, §Reference values of an "
+                "independent prototype) trained stage 1 on all 8 collocation pairs; gradflow's "
+                "default (the CLI's, §Stage-1 data) uses the 5 tokens that occur as optimal. "
+                "Both are reported.")
 
 CLAIMS = (
     # ------------------------------------------------------------------ max-margin limits
@@ -944,7 +948,8 @@ CLAIMS = (
         statement="(P-ov) on all 8 collocation pairs of the fixture: 56 constraints, "
                   "W_ov* = Σ_x (1_{n(x)} − 1/K) e_xᵀ, ‖W_ov*‖² = |dom n|(K−1)/K = 7 "
                   "(measured: [‖W_ov*‖², max |W_ov* − closed form|, constraints]).",
-        source="spec reading: §4 (P-ov) and its closed form for orthonormal E",
+        source="gradflow's reading: docs/derivations/ntp.md, §Max-margin problems ((P-ov) and its "
+               "closed form for orthonormal E)",
         status="reproduced", uses=("sets",), check=lambda sets: check_ov_star(sets, "all"),
         expected=Close([7.0, 0.0, 56], atol=1e-12, reason=EXACT_QP),
     ),
@@ -953,7 +958,8 @@ CLAIMS = (
         statement="With the default stage-1 set (the 5 tokens a..e that occur as optimal): "
                   "35 constraints, ‖W_ov*‖² = 5·7/8 = 4.375, the columns of f, g, h zero "
                   "(measured: [‖W_ov*‖², max |W_ov* − closed form|, constraints]).",
-        source="spec reading: §8.2 (stage-1 set) and §4 (closed form)", status="reproduced",
+        source="gradflow's reading: docs/derivations/ntp.md, §Stage-1 data and §Max-margin "
+               "problems (closed form)", status="reproduced",
         uses=("sets",), check=lambda sets: check_ov_star(sets, "optimal"),
         expected=Close([35 / 8, 0.0, 35], atol=1e-12, reason=EXACT_QP),
     ),
@@ -963,7 +969,8 @@ CLAIMS = (
                   "column h = (−1, 0, 1, 2, 0, 0, 0, −2) over a..h; the inactive rows have "
                   "margins a>g 4, b>g 3, c>g 2, e>g 2.5, b>h 2, c>h 3, d>h 4; every other "
                   "column is 0 (measured in that order).",
-        source="spec reading: §4 (fixture solution, [N] prototype values)", status="reproduced",
+        source="docs/derivations/ntp.md, §Reference values of an independent prototype (the "
+               "fixture's (P-kq) solution)", status="reproduced",
         uses=("sets",), check=check_kq_star,
         expected=Close(KQ_STAR_EXPECTED, atol=1e-12, reason=EXACT_QP),
     ),
@@ -971,7 +978,8 @@ CLAIMS = (
         id="ntp.kq_star_active_set", ledger="N3",
         statement="The active constraints of (P-kq) are a>b, b>c, c>d, d>g, e>f under g and "
                   "b>a, c>b, d>c, a>h under h (9 of 16).",
-        source="spec reading: §4 (fixture solution)", status="reproduced",
+        source="docs/derivations/ntp.md, §Reference values of an independent prototype (the "
+               "fixture's active constraints)", status="reproduced",
         uses=("sets",), check=check_active_set,
         expected=Equals(["ab|g", "ah|h", "ba|h", "bc|g", "cb|h", "cd|g", "dc|h", "dg|g",
                          "ef|g"], reason="a set of labels (multipliers > 0 in the certified "
@@ -981,14 +989,16 @@ CLAIMS = (
         id="ntp.kq_constraint_count", ledger="N4",
         statement="The fixture gives 16 distinct attention constraints: 9 for query g, 7 for "
                   "query h.",
-        source="spec reading: §2.1 (fixture)", status="reproduced", uses=("sets",),
+        source="gradflow's fixture: docs/derivations/ntp.md, §Fixture and random instances",
+        status="reproduced", uses=("sets",),
         check=check_constraint_count, expected=Equals([16, 9, 7]),
     ),
     Claim(
         id="ntp.closure_same_solution", ledger="N5",
         statement="Writing (P-kq) on the transitive closure of the observed orders (22 pairs) "
                   "gives the same W_kq* (measured: [max |W_closure − W_kq*|, pairs]).",
-        source="spec reading: §4 (the closure pairs are implied by chains)",
+        source="gradflow's reading: docs/derivations/ntp.md, §Max-margin problems (the closure "
+               "pairs are implied by chains)",
         status="reproduced", uses=("sets",), check=check_closure,
         expected=Close([0.0, 22], atol=1e-12, reason=EXACT_QP),
     ),
@@ -996,7 +1006,8 @@ CLAIMS = (
         id="ntp.chain_progression", ledger="N6",
         statement="A pure chain of m tokens under one query gets the centred progression "
                   "(m−1)/2, …, −(m−1)/2 (measured: the largest deviation over m = 2..8).",
-        source="spec reading: §4 (ranking QP per query column)", status="reproduced",
+        source="gradflow's reading: docs/derivations/ntp.md, §Max-margin problems (one ranking "
+               "problem per query column)", status="reproduced",
         check=check_chains, expected=Within(high=1e-12, reason=EXACT_QP),
     ),
     Claim(
@@ -1004,9 +1015,10 @@ CLAIMS = (
         statement="An independent primal solver (SLSQP, written in the check) agrees with the "
                   "certified dual active-set solution on the fixture's three QPs and on "
                   "(P-kq) of random instances 0–2 (measured: the largest relative distance).",
-        source="spec reading: §4 (solvers agree to ≤ 2e-6)", status="reproduced",
+        source="docs/derivations/ntp.md, §Reference values of an independent prototype (its "
+               "solvers agree to ≤ 2e-6)", status="reproduced",
         uses=("sets",), check=check_solvers,
-        expected=Within(high=2e-6, reason="the specification's stated agreement; SLSQP at "
+        expected=Within(high=2e-6, reason="the prototype's stated agreement; SLSQP at "
                         "ftol 1e-14 ends within ~√ftol of the optimum in the worst case "
                         "(measured 4e-15); a wrong active set is off by O(1)"),
     ),
@@ -1016,7 +1028,8 @@ CLAIMS = (
                   "the loss for one-hot, orthonormal (d = 9) and non-orthogonal E, on the main "
                   "and stage-1 data and a random instance, at N(0, 1) weights (measured: the "
                   "largest relative error).",
-        source="spec reading: §7.1 (closed-form gradients for any E)", status="reproduced",
+        source="gradflow's derivation: docs/derivations/ntp.md, §Output block and §Attention block "
+               "(any E)", status="reproduced",
         check=check_gradients,
         expected=Within(high=1e-10, reason="Im L(θ + ihv)/h has no subtractive cancellation: "
                         "it matches an exact gradient to the loss's rounding (~1e-15 per term, "
@@ -1027,7 +1040,9 @@ CLAIMS = (
         statement="The loss keeps its precision where logsumexp(u) − u_y cancels: it is "
                   "computed as log1p(Σ_{c≠y} e^{u_c−u_y}) (measured: the largest relative "
                   "error against three closed forms, down to 2e-22).",
-        source="spec reading: §7.1 (numerical pitfall and its fix)", status="reproduced",
+        source="docs/derivations/ntp.md, §Model and symbols (the loss in log1p form) and "
+               "§Reference values of an independent prototype (the pitfall it fixes)",
+        status="reproduced",
         check=check_loss_precision,
         expected=Within(high=1e-14, reason="log1p and exp are correct to ~1 ulp (2.2e-16) "
                         "each; the cancelling form returns 0, a relative error of 1"),
@@ -1038,7 +1053,8 @@ CLAIMS = (
                   "0, while the scaled gradient (largest exponential factored out, log-scale "
                   "≈ −1015) keeps the exact limiting direction: Σ over the active pairs of "
                   "(a_x − a_x*)(e_x* − e_x) e_qᵀ.",
-        source="spec reading: §7.1 (rescale exponentials past e^{−745})", status="reproduced",
+        source="docs/derivations/ntp.md, §Factoring out the largest exponential (`scaled_grad`) "
+               "(past e^{−745})", status="reproduced",
         uses=("sets",), check=check_scaled_gradient,
         expected=each(
             raw_norm=Equals(0.0, reason="every term is below the smallest double"),
@@ -1057,8 +1073,9 @@ CLAIMS = (
                   "−0.4781 with the default set). " + SPEC_CONTEXT + " (Measured: the largest "
                   "relative deviation of L_0 from the closed form over (0, 30], all / "
                   "default.)",
-        source="abstract (linear convergence of the loss); spec reading: §7.3 stage 1 from "
-               "W = 0 (slope −0.3788 against −0.3780)", status="reproduced",
+        source="abstract (linear convergence of the loss); docs/derivations/ntp.md, §Reference "
+               "values of an independent prototype (stage 1 from W = 0: slope −0.3788 against "
+               "−0.3780)", status="reproduced",
         uses=("fixture",), check=check_stage1_zero_init,
         expected=Within(high=1e-8, reason="the flow is the exact curve t Ŵ_ov*; the solver's "
                         "error (rtol 1e-9 on entries ≤ 30) shifts margins t/‖W_ov*‖ ≤ 14 by "
@@ -1066,19 +1083,21 @@ CLAIMS = (
     ),
     Claim(
         id="ntp.stage1_cos_table", ledger="N11",
-        statement="Stage 1 from N(0, 1), all pairs: the specification's 1 − cos(W_ov, W_ov*) "
+        statement="Stage 1 from N(0, 1), all pairs: the prototype's 1 − cos(W_ov, W_ov*) "
                   "table (0.11, 5.1e-3, 1.7e-4, 1.8e-5 at t = 10, 29, 98, 300) lies within "
                   "gradflow's range over 12 draws at each time (measured: the positions).",
-        source="spec reading: §7.3 stage 1 from random N(0,1) init (table)",
+        source="docs/derivations/ntp.md, §Reference values of an independent prototype (stage 1 "
+               "from one N(0, 1) draw: table)",
         status="reproduced", uses=("draws",), check=lambda d: check_table(d, 1),
         expected=Within(0.0, 1.0, reason=DRAW_RANGE),
     ),
     Claim(
         id="ntp.stage1_spec_slopes", ledger="N11",
-        statement="Stage 1 from N(0, 1): the specification's fitted slopes on [30, 300], "
+        statement="Stage 1 from N(0, 1): the prototype's fitted slopes on [30, 300], "
                   "−2.3 for log(1 − cos) and −1.15 for log dist, lie within the 12 draws' "
                   "range (measured: the positions).",
-        source="spec reading: §7.3 (fitted slopes on [30, 300])", status="reproduced",
+        source="docs/derivations/ntp.md, §Reference values of an independent prototype (stage-1 "
+               "fitted slopes on [30, 300])", status="reproduced",
         uses=("draws",), check=check_stage1_spec_slopes,
         expected=Within(0.0, 1.0, reason=DRAW_RANGE),
     ),
@@ -1088,25 +1107,28 @@ CLAIMS = (
                   "is −2 (and that of log dist −1: the code's 1 − cos is dist²/2) — also past "
                   "t ≈ 2000, where L_0 underflows to 0 and the direction survives only through "
                   "the stable residuals and the scaled gradient (measured: the 12 slopes).",
-        source="abstract (W_ov converges in direction to W_ov*); spec reading: §3 "
-               "(1 − cos ~ t^-2 under NGF), §7.1 (direction lost past t ≈ 90 without the fix)",
+        source="abstract (W_ov converges in direction to W_ov*); docs/derivations/ntp.md, "
+               "§Two-stage normalised flow (1 − cos ~ t^-2 under NGF) and §Reference values of an "
+               "independent prototype (direction lost past t ≈ 90 without the stable residuals)",
         status="reproduced", uses=("draws",), check=check_stage1_late_slopes,
         expected=Close(-2.0, atol=0.05, reason="a finite-time transient: 1 − cos = C t^-2 "
                        "(1 + O(1/t)); on [30, 300] the draws deviate from −2 by 0.10–0.47, a "
                        "1/t correction shrinks that ≥ 10× per decade; a lost direction (the "
-                       "specification's cos 0.35) or another exponent fails by O(1)"),
+                       "prototype's cos 0.35) or another exponent fails by O(1)"),
     ),
     Claim(
         id="ntp.stage1_loss_rate", ledger="N12",
         statement="Stage 1 from N(0, 1): log L_0 decays at the rate −1/‖W_ov*‖ = −0.37796 "
-                  "(the specification's draw: −0.377) (measured: the 12 draws' fitted rates "
+                  "(the prototype's draw: −0.377) (measured: the 12 draws' fitted rates "
                   "on [30, 300] over the prediction).",
-        source="abstract (linear loss rate); spec reading: §7.3, §8.6", status="reproduced",
+        source="abstract (linear loss rate); docs/derivations/ntp.md, §Two-stage normalised flow "
+               "(the rate −1/‖W_ov*‖_F) and §Reference values of an independent prototype",
+        status="reproduced",
         uses=("draws",), check=check_stage1_loss_rate,
         expected=Close(1.0, rtol=3e-3, reason="a finite-time transient: margins are t/‖W_ov*‖ "
                        "+ c + O(C/t) with C ≲ ‖W(0)‖ ≈ 8, so the fit over [30, 300] moves by "
                        "≲ C/(30·270) = 1e-3 absolute, 2.6e-3 of the rate (measured ≤ 1.6e-4); "
-                       "the specification's −0.377 is 0.26% off"),
+                       "the prototype's −0.377 is 0.26% off"),
     ),
     # ------------------------------------------------------------------------- stage 2
     Claim(
@@ -1116,8 +1138,10 @@ CLAIMS = (
                   "log dist (one measurement: the code's 1 − cos is dist²/2), to t = 1e10: "
                   "dist·t changes by less than 1e-3 per decade from 1e3 (measured: the largest "
                   "relative change over a decade).",
-        source="abstract (W_kq converges sub-linearly in direction to W_kq*); spec reading: "
-               "§3 (sharp NGF rates), §7.3", status="reproduced", uses=("fixture",),
+        source="abstract (W_kq converges sub-linearly in direction to W_kq*); "
+               "docs/derivations/ntp.md, §Two-stage normalised flow (sharp NGF rates) and "
+               "§Reference values of an independent prototype",
+        status="reproduced", uses=("fixture",),
         check=check_fixture_dist_t,
         expected=Within(high=1e-3, reason="a 1/t law with a B/t² transient changes dist·t by "
                         "(B/A)/t per decade, ≤ 3e-4 at t ≥ 1e3 (B/A ≤ 0.3, from the 1e2→1e3 "
@@ -1126,12 +1150,13 @@ CLAIMS = (
     Claim(
         id="ntp.stage2_spec_slopes", ledger="N13, N14",
         statement="Stage 2 after T0 = 29 from N(0, 1): the fitted slope of log(1 − cos) on "
-                  "[30, 300] is the specification's −1.99 (−1.00 for log dist) for each of 12 "
+                  "[30, 300] is the prototype's −1.99 (−1.00 for log dist) for each of 12 "
                   "draws (measured: the 12 slopes).",
-        source="spec reading: §7.3 (fitted slopes −1.99 and −1.00)", status="reproduced",
+        source="docs/derivations/ntp.md, §Reference values of an independent prototype (stage-2 "
+               "fitted slopes −1.99 and −1.00)", status="reproduced",
         uses=("draws",), check=check_stage2_spec_slopes,
-        expected=Close(-1.99, atol=0.015, reason="the specification quotes two digits "
-                       "(±0.005) of a fit whose record grid it does not state: log- against "
+        expected=Close(-1.99, atol=0.015, reason="the prototype's value has two digits "
+                       "(±0.005), from a fit whose record grid is not known: log- against "
                        "linearly spaced records on [30, 300] move the fit by up to 0.01 on "
                        "these runs (the finite-time transient is weighed differently)"),
     ),
@@ -1139,9 +1164,11 @@ CLAIMS = (
         id="ntp.stage2_loss_rate", ledger="N15",
         statement="Stage 2 on the fixture: the loss excess L − L_∞(W_ov) and the off-optimal "
                   "attention mass decay at the rate −1/‖W_kq*‖_F = −0.22086 (the "
-                  "specification: −0.2208), both stage-1 sets (measured: fitted rates on "
+                  "prototype: −0.2208), both stage-1 sets (measured: fitted rates on "
                   "[300, 3000] over the prediction; excess, mass, for all / default).",
-        source="abstract (linear convergence of the loss); spec reading: §3, §7.3, §8.6",
+        source="abstract (linear convergence of the loss); docs/derivations/ntp.md, §Two-stage "
+               "normalised flow (the excess L − L_∞ and its rate) and §Reference values of an "
+               "independent prototype",
         status="reproduced", uses=("fixture",), check=check_fixture_loss_rate,
         expected=Close(1.0, rtol=1e-4, reason="a finite-time transient: margins are t/‖W*‖ + "
                        "c + O(C/t), C ≈ ‖W_kq*‖·dist·t ≈ 5.5, moving the fit over [300, 3000] "
@@ -1149,20 +1176,22 @@ CLAIMS = (
     ),
     Claim(
         id="ntp.stage2_cos_table", ledger="N16",
-        statement="The specification's stage-2 table 1 − cos(W_kq, W_kq*) = 1.4e-3, 7.7e-4, "
+        statement="The prototype's stage-2 table 1 − cos(W_kq, W_kq*) = 1.4e-3, 7.7e-4, "
                   "7.3e-5, 7.9e-6 at t = 10, 29, 98, 300 (after T0 = 29 from N(0, 1)) lies "
                   "within gradflow's range over 12 draws at each time (measured: the "
                   "positions).",
-        source="spec reading: §7.3 (stage 2 table)", status="reproduced", uses=("draws",),
+        source="docs/derivations/ntp.md, §Reference values of an independent prototype (stage-2 "
+               "table)", status="reproduced", uses=("draws",),
         check=lambda d: check_table(d, 2), expected=Within(0.0, 1.0, reason=DRAW_RANGE),
     ),
     Claim(
         id="ntp.score_columns", ledger="N17",
         statement="At t = 300 the normalised score columns g and h match Ŵ_kq* to about 0.01 "
                   "(measured: the largest entry difference, both stage-1 sets).",
-        source="spec reading: §7.3", status="reproduced", uses=("fixture",),
+        source="docs/derivations/ntp.md, §Reference values of an independent prototype (the "
+               "normalised score columns at t = 300)", status="reproduced", uses=("fixture",),
         check=check_score_columns,
-        expected=Within(high=0.01, reason="the specification's stated accuracy; every entry "
+        expected=Within(high=0.01, reason="the prototype's stated accuracy; every entry "
                         "is bounded by dist(300) = 1.21/300 = 4e-3 (ntp.stage2_rate_law_fixture)"),
     ),
     Claim(
@@ -1172,9 +1201,11 @@ CLAIMS = (
                   "with T0 = 29) (measured: the latest time from which it stays 1). After "
                   "T0 = 5 from gradflow's draw it takes t = 7.7 (default set) or never comes "
                   "(all pairs): ntp.bad_stage1_draw.",
-        source="spec reading: §4(iii), §7.3", status="reproduced",
+        source="docs/derivations/ntp.md, §Two-stage normalised flow (claim (iii): training "
+               "accuracy 1) and §Reference values of an independent prototype (by t ≈ 2)",
+        status="reproduced",
         uses=("fixture", "draws", "bad_stage1"), check=check_accuracy_time,
-        expected=Within(high=2.0, reason="the specification's bound; the record grid (20 a "
+        expected=Within(high=2.0, reason="the prototype's bound; the record grid (20 a "
                         "decade) resolves the time to 12%"),
     ),
     # ------------------------------------------------------------------ a short stage 1
@@ -1183,8 +1214,9 @@ CLAIMS = (
         statement="After a short stage 1 (T0 = 5) from zero, stage 2 still converges to W_kq* "
                   "with slope −2 for log(1 − cos) and the loss rate −1/‖W_kq*‖ (on "
                   "[300, 3000]), both stage-1 sets. (From zero, W_ov = 5 Ŵ_ov* points along "
-                  "W_ov*; the specification's case had cos 0.67: ntp.bad_stage1_draw.)",
-        source="spec reading: §7.3 (stage 2 with a badly trained W_ov)", status="reproduced",
+                  "W_ov*; the prototype's case had cos 0.67: ntp.bad_stage1_draw.)",
+        source="docs/derivations/ntp.md, §Reference values of an independent prototype (stage 2 "
+               "after a badly trained W_ov)", status="reproduced",
         uses=("bad_stage1",), check=check_short_stage1_zero,
         expected=each(
             slopes=Close(-2.0, atol=0.005, reason=SLOPE_TRANSIENT),
@@ -1194,15 +1226,16 @@ CLAIMS = (
     ),
     Claim(
         id="ntp.bad_stage1_draw", ledger="N19",
-        statement="The specification: after a badly trained stage 1 (T0 = 5, cos(W_ov, W_ov*) "
+        statement="The prototype: after a badly trained stage 1 (T0 = 5, cos(W_ov, W_ov*) "
                   "= 0.67) stage 2 still converges to W_kq*. From gradflow's own N(0, 1) start "
                   "(init_seed 0, all pairs, cos 0.61) it does not: for sentence abh attending "
                   "to b alone is not optimal (vertex gap < 0), the loss infimum lies below "
                   "L_∞(W_ov), and W_kq turns (1 − cos ~ t^-2) towards W_tied, the max-margin "
                   "solution with b ~ a tied under h, away from W_kq*; 5 of 9 training "
                   "sentences are right.",
-        source="spec reading: §7.3 (stage 2 with a badly trained W_ov); the paper's theorem "
-               "assumes a sufficiently trained stage 1", status="discrepancy",
+        source="docs/derivations/ntp.md, §Reference values of an independent prototype (stage 2 "
+               "after a badly trained W_ov); the paper's theorem assumes a sufficiently trained "
+               "stage 1", status="discrepancy",
         uses=("bad_stage1",), check=check_bad_draw, figure=figure_bad_draw,
         expected=each(
             cos_W_ov=Close(0.609254, atol=1e-6, reason=PIN),
@@ -1220,7 +1253,7 @@ CLAIMS = (
                                "solutions: exact to rounding"),
             accuracy=Equals(5 / 9, reason="a count: 5 of 9 sentences"),
         ),
-        note="The specification claims that stage 2 converges to W_kq* after a badly trained "
+        note="The independent prototype found stage 2 converging to W_kq* after a badly trained "
              "stage 1 (T0 = 5); from gradflow's own N(0, 1) start (all pairs) stage 2 turns "
              "towards another max-margin direction, W_tied (b ~ a under query h), with 5/9 "
              "training accuracy.",
@@ -1243,8 +1276,8 @@ CLAIMS = (
             "64 draws only 36% (all pairs) / 47% (default set) keep it at T0 = 5, 100% from "
             "T0 = 10 (ntp.bad_stage1_fraction). "
             "What would settle it: the paper's own condition on T0 (its theorem needs stage 1 "
-            "to have trained W_ov well enough) and the specification's own draw. "
-            "This contradicts only the specification's reading of its one draw (cos 0.67), not "
+            "to have trained W_ov well enough) and the prototype's own draw. "
+            "This contradicts only the prototype's reading of its one draw (cos 0.67), not "
             "the theorem, whose hypothesis on stage 1 this W_ov does not meet."),
     ),
     Claim(
@@ -1252,7 +1285,8 @@ CLAIMS = (
         statement="The same start (init_seed 0) with the default stage-1 set: after T0 = 5 "
                   "(cos 0.53) attending to x* stays optimal in every sentence (smallest vertex "
                   "gap +0.30), and stage 2 converges to W_kq* with slope −2 on [300, 3000].",
-        source="spec reading: §7.3 (stage 2 with a badly trained W_ov), §8.2",
+        source="docs/derivations/ntp.md, §Reference values of an independent prototype (stage 2 "
+               "after a badly trained W_ov) and §Stage-1 data",
         status="reproduced", uses=("bad_stage1",),
         check=lambda bad: {k: v for k, v in check_default_draw(bad).items()
                            if k in ("min_vertex_gap", "slope")},
@@ -1264,13 +1298,14 @@ CLAIMS = (
     ),
     Claim(
         id="ntp.bad_stage1_fraction", ledger="N19",
-        statement="How typical is the specification's converging T0 = 5 case? Over 64 N(0, 1) "
+        statement="How typical is the prototype's converging T0 = 5 case? Over 64 N(0, 1) "
                   "starts, attending to x* is optimal in every sentence (the premise of W_kq* "
                   "as stage 2's limit) after T0 = 5 for 36% (all pairs) / 47% (default set) "
                   "of the draws, 97% / 95% at T0 = 8, all of them from T0 = 10; W_ov "
                   "classifies every stage-1 pair for 33% / 80% at T0 = 5 (measured: the "
                   "fractions at T0 = 5, 6, 7, 8, 10, 20, 29).",
-        source="spec reading: §7.3 (badly trained stage 1); the paper's condition on T0",
+        source="docs/derivations/ntp.md, §Reference values of an independent prototype (a badly "
+               "trained stage 1); the paper's condition on T0",
         status="discrepancy", uses=("vertex",), figure=figure_vertex,
         check=lambda v: {k: x for k, x in check_vertex_fractions(v).items()
                          if not k.startswith("smallest")},
@@ -1284,7 +1319,8 @@ CLAIMS = (
                 ("vertex", "optimal"): [30, 48, 57, 61, 64, 64, 64],
                 ("accurate", "all"): [21, 42, 55, 62, 64, 64, 64],
                 ("accurate", "optimal"): [51, 62, 64, 64, 64, 64, 64]}.items()}),
-        note="The specification presents its T0 = 5 run (stage 2 still converges to W_kq*) as "
+        note="The independent prototype presents its T0 = 5 run (stage 2 still converges to "
+             "W_kq*) as "
              "the behaviour of a badly trained stage 1; over 64 N(0, 1) starts only 36% "
              "(all pairs) / 47% (default set) have W_kq* as stage 2's target at T0 = 5, all "
              "from T0 = 10.",
@@ -1301,8 +1337,8 @@ CLAIMS = (
             "constraints; it was confirmed by the flow on draw 0 (fails, all pairs) and on "
             "draw 0 with the default set (passes, converges). "
             "What would settle it: the paper's stated condition on stage 1 (its T0 or its "
-            "margin requirement on W_ov), which the specification could not read. "
-            "This is a discrepancy with the specification's generalisation from one draw, not "
+            "margin requirement on W_ov), which could not be read. "
+            "This is a discrepancy with the prototype's generalisation from one draw, not "
             "with the theorem: the theorem's stage-1 hypothesis is exactly what fails here."),
     ),
     # ------------------------------------------------------------------------- discrete NGD
@@ -1312,8 +1348,9 @@ CLAIMS = (
                   "30 + 30 time units its W_kq direction is within 1e-3 of the flow's at "
                   "η = 0.1, and the gap halves when η halves (measured: the gaps at η = 0.2, "
                   "0.1, 0.05 and the two ratios).",
-        source="the paper's algorithm (normalised GD, abstract); spec reading: §3 (NGD is the "
-               "Euler scheme, t = kη)", status="reproduced", uses=("ngd",), check=check_euler,
+        source="the paper's algorithm (normalised GD, abstract); docs/derivations/ntp.md, "
+               "§Two-stage normalised flow (NGD is the Euler scheme, t = kη)", status="reproduced",
+        uses=("ngd",), check=check_euler,
         expected=each(
             gaps=Within(high=1e-3, reason="first order: gap = cη with c ≈ 1e-3 here (from the "
                         "ratios), ≤ 2e-4 for η ≤ 0.2; 1e-3 is the former test's bound; a scheme "
@@ -1324,11 +1361,12 @@ CLAIMS = (
     ),
     Claim(
         id="ntp.ngd_spec_values", ledger="N20",
-        statement="The specification: two-stage NGD at η = 0.5 and at η = 0.1 (T0 = 30) gives "
+        statement="The prototype: two-stage NGD at η = 0.5 and at η = 0.1 (T0 = 30) gives "
                   "the same curve, 1 − cos(W_kq) ≈ 8e-4, 7.5–8e-5, 8.2–8.3e-6 at t = 30, 100, "
                   "300. gradflow (zero-init stage 1, all pairs): η = 0.1 is the flow to 0.2% "
                   "(7.7e-4, 7.4e-5, 8.2e-6); η = 0.5 lies 36%, 13%, 4% above it.",
-        source="spec reading: §7.3 (discrete NGD)", status="discrepancy", uses=("ngd",),
+        source="docs/derivations/ntp.md, §Reference values of an independent prototype (discrete "
+               "NGD)", status="discrepancy", uses=("ngd",),
         check=check_ngd_spec, figure=figure_ngd,
         expected=each(**{
             "eta_0.1": Close([7.6908e-4, 7.3929e-5, 8.2023e-6], rtol=1e-3, reason="pinned: a "
@@ -1338,11 +1376,11 @@ CLAIMS = (
             "eta_0.1_over_flow": Close(1.0, atol=5e-3, reason="the Euler error at η = 0.1 "
                                        "(ntp.ngd_euler: first order, ~1e-4 in direction)"),
         }),
-        note="The specification says NGD at η = 0.5 and 0.1 gives the same 1 − cos(W_kq) curve "
+        note="The prototype found NGD at η = 0.5 and 0.1 giving the same 1 − cos(W_kq) curve "
              "(≈ 8e-4 at t = 30); in gradflow η = 0.1 tracks the flow to 0.2% but η = 0.5 lies "
              "36% above it at t = 30, 13% at 100 and 4% at 300.",
         discussion=(
-            "Evidence. two_stage_ngd (the loop of spec §3, written in protocol.py) from zero "
+            "Evidence. two_stage_ngd (the paper's normalised GD, written in protocol.py) from zero "
             "with all pairs, T0 = 30, stage 2 to 300, recorded every 10 units; the flow from "
             "the same stage-1 state. At η ≤ 0.2 the gap to the flow is first order in η "
             "(ntp.ngd_euler); beyond, it grows much faster than η (the W_kq direction after "
@@ -1351,23 +1389,24 @@ CLAIMS = (
             "they leave decays only slowly (36% → 4% from t = 30 to 300). Random N(0, 1) "
             "stage-1 starts give the same picture "
             "(η = 0.5: 1.0–1.14e-3 at t = 30 on four draws), so it is not the stage-1 start. "
-            "What would settle it: the specification's own NGD script (its step count per "
+            "What would settle it: the prototype's own NGD script (its step count per "
             "unit time, or a different first step). "
-            "This concerns only the specification's prototype numbers; the paper's algorithm "
+            "This concerns only the prototype's numbers; the paper's algorithm "
             "with a small step is the flow (ntp.ngd_euler)."),
     ),
     # ----------------------------------------------------------------- the joint ablation
     Claim(
         id="ntp.joint_ngd_w_ov", ledger="N21",
-        statement="The specification's ablation, joint one-stage NGD on (W_kq, W_ov) from zero "
+        statement="The prototype's ablation, joint one-stage NGD on (W_kq, W_ov) from zero "
                   "on the main data (one Frobenius norm over both blocks; joint_ngd): "
                   "cos(W_ov, W_ov*) stalls at 0.70 against W_ov* of all 8 pairs (0.93 → 0.914 "
                   "against the default set's W_ov*) — at t = 30, 100, 300 for η = 0.5, 0.1 "
                   "and the globally normalised flow (measured: the cosines).",
-        source="spec reading: §7.3 (ablation: joint one-stage NGD)", status="reproduced",
+        source="docs/derivations/ntp.md, §Reference values of an independent prototype (the "
+               "ablation: joint one-stage NGD)", status="reproduced",
         uses=("joint",),
         check=lambda j: {k: v["cos_W_ov_all"] for k, v in check_joint(j).items()},
-        expected=each(**{k: Close(0.70, atol=0.005, reason="the specification quotes two "
+        expected=each(**{k: Close(0.70, atol=0.005, reason="the prototype's value has two "
                                   "digits (±0.005); the three runs agree to 2e-3 at t = 30 "
                                   "(Euler error) and 1e-4 at 300")
                          for k in ("eta_0.5", "eta_0.1", "flow")}),
@@ -1379,24 +1418,25 @@ CLAIMS = (
                   "and 300) — η = 0.5, 0.1 and the flow. (The CLI's ablation, "
                   "protocol.joint_flow with per-block normalisation, is another experiment: "
                   "there ‖W_kq‖ ≈ t.)",
-        note="'Stalls' holds on the specification's horizon: the discrete NGD (η = 0.5 and "
+        note="'Stalls' holds on the prototype's horizon: the discrete NGD (η = 0.5 and "
              "0.1) stays on this plateau to t = 3000 (cos(W_kq, W_kq*) 0.9876), but the "
              "plateau is unstable — the LSODA flow leaves it at t ≈ 630–790 depending on its "
              "tolerance (RK45 had not by t = 5000), as the block-normalised ablation leaves "
              "its own at a rounding-dependent time (tests/test_ntp.py).",
-        source="spec reading: §7.3 (ablation)", status="reproduced", uses=("joint",),
+        source="docs/derivations/ntp.md, §Reference values of an independent prototype (the "
+               "ablation)", status="reproduced", uses=("joint",),
         check=lambda j: {f"{k}_{q}": (v[q][1:] if q == "cos_W_kq" else
                                       [v[q][-1] / 300] if q == "norm_W_ov" else v[q])
                          for k, v in check_joint(j).items()
                          for q in ("norm_W_kq", "cos_W_kq", "norm_W_ov")},
         expected=each(**{
             f"{k}_{q}": exp for k in ("eta_0.5", "eta_0.1", "flow") for q, exp in (
-                ("norm_W_kq", Close([12, 23, 33], atol=0.5, reason="the specification quotes "
-                                    "integers (±0.5)")),
-                ("cos_W_kq", Close(0.987, atol=5e-4, reason="the specification quotes three "
-                                   "digits (±5e-4)")),
+                ("norm_W_kq", Close([12, 23, 33], atol=0.5, reason="the prototype's values "
+                                    "are integers (±0.5)")),
+                ("cos_W_kq", Close(0.987, atol=5e-4, reason="the prototype's value has "
+                                   "three digits (±5e-4)")),
                 ("norm_W_ov", Within(0.95, 1.0, reason="‖W_ov‖/t at t = 300: ≤ 1 at unit "
-                                     "joint speed; ≥ 0.95 is the specification's '≈ t' with "
+                                     "joint speed; ≥ 0.95 is the prototype's '≈ t' with "
                                      "W_kq's share of the speed (‖W_kq‖ = 33)")))}),
     ),
     # ----------------------------------------------------------------------- long horizons
@@ -1405,7 +1445,8 @@ CLAIMS = (
         statement="Past t ≈ 745‖W_kq*‖ = 3373, where every off-optimal attention weight and "
                   "the raw gradient underflow, the scaled flow keeps 1 − cos ∝ t^-2: slope −2 "
                   "on [1e4, 1e8], both stage-1 sets.",
-        source="spec reading: §7.1 (underflow at exp(−745)), §8.8", status="reproduced",
+        source="docs/derivations/ntp.md, §Factoring out the largest exponential (`scaled_grad`) "
+               "(underflow past e^{−745})", status="reproduced",
         uses=("fixture",),
         check=lambda fix: [_slope(fix[n]["stage2"].t,
                                   fix[n]["stage2"].observables["one_minus_cos_W_kq"], 1e4, 1e8)
@@ -1419,7 +1460,8 @@ CLAIMS = (
         statement="Stage 2 integrates to t = 1e10 (LSODA, absolute Jacobian step) and the "
                   "direction error keeps the 1/t law there: dist·t at 1e10 equals dist·t at "
                   "1e6 (both sets; measured: status, end time, the largest relative change).",
-        source="spec reading: §8.8 (long horizons with rescaled exponentials)",
+        source="docs/derivations/ntp.md, §Factoring out the largest exponential (`scaled_grad`) "
+               "(long horizons)",
         status="reproduced", uses=("fixture",),
         check=lambda fix: {
             "status": [fix[n]["stage2"].stats["status"] for n in ("all", "optimal")],
@@ -1439,7 +1481,8 @@ CLAIMS = (
         statement="The stage-2 loss tends to its floor L_∞(W_ov) ≈ (K−1)·exp(−‖W_ov‖/‖W_ov*‖) "
                   "(zero-init stage 1, T0 = 30; measured: the relative deviation of the loss at "
                   "t = 1e10 from the formula, all / default set).",
-        source="spec reading: §3 (the floor)", status="reproduced", uses=("fixture",),
+        source="gradflow's reading: docs/derivations/ntp.md, §Two-stage normalised flow (the floor "
+               "L_∞ along W_ov*)", status="reproduced", uses=("fixture",),
         check=lambda fix: [abs(float(fix[n]["stage2"].observables["loss"][-1])
                                / theory.loss_floor_approximation(
                                    fix[n]["data"], fix[n]["model"].layout.unpack(
@@ -1455,10 +1498,11 @@ CLAIMS = (
         statement="Dataset shift (all pairs, T0 = 30, t = 300): the 10 unseen sentences are "
                   "decided by the extended order — 8 by the transitive closure, 2 (aeg, fg) "
                   "only by the W_kq* scores — and the model predicts all 10, with confidence "
-                  "softmax(W_ov e_x^ext) = 1/(1 + 7e^{−30/√7}) = 0.99992 (the specification: "
+                  "softmax(W_ov e_x^ext) = 1/(1 + 7e^{−30/√7}) = 0.99992 (the prototype: "
                   "0.9999).",
-        source="abstract (extended query-dependent partial orders under dataset shift); spec "
-               "reading: §5", status="reproduced", uses=("fixture",),
+        source="abstract (extended query-dependent partial orders under dataset shift); "
+               "gradflow's reading: docs/derivations/ntp.md, §Extended order under dataset shift",
+        status="reproduced", uses=("fixture",),
         check=lambda fix: {k: v for k, v in check_unseen(fix, "all").items()
                            if k != "undetermined" and k != "model_wrong"},
         expected=each(
@@ -1474,9 +1518,10 @@ CLAIMS = (
         id="ntp.unseen_short_zero_init", ledger="N26",
         statement="After T0 = 5 from zero the argmax is still right on every determined unseen "
                   "sentence, with confidence 1/(1 + 7e^{−5/√7}) = 0.486 (all pairs; inside "
-                  "the specification's 0.28–0.54) or 0.609 (default set, whose W_ov* is "
+                  "the prototype's 0.28–0.54) or 0.609 (default set, whose W_ov* is "
                   "shorter; fg undetermined).",
-        source="spec reading: §5 (confidence 0.28–0.54 at T0 = 5, argmax right)",
+        source="docs/derivations/ntp.md, §Reference values of an independent prototype (dataset "
+               "shift: confidence 0.28–0.54 at T0 = 5, argmax right)",
         status="reproduced", uses=("bad_stage1",), check=check_unseen_short_zero,
         expected=each(
             all_right=Equals(10), optimal_right=Equals(9),
@@ -1490,12 +1535,13 @@ CLAIMS = (
     ),
     Claim(
         id="ntp.unseen_short_draw", ledger="N26",
-        statement="The specification: at T0 = 5 the confidence drops to 0.28–0.54 but the "
+        statement="The prototype: at T0 = 5 the confidence drops to 0.28–0.54 but the "
                   "argmax stays right. From gradflow's N(0, 1) start (init_seed 0) with all "
                   "pairs the confidence is 0.27–0.57 but 4 of 10 unseen sentences (bdg, bdh, "
                   "abcdh, adh: x^ext = b or d) are predicted wrong; with the default set 9/9 "
                   "are right (fg undetermined).",
-        source="spec reading: §5", status="discrepancy", uses=("bad_stage1",),
+        source="docs/derivations/ntp.md, §Reference values of an independent prototype (dataset "
+               "shift)", status="discrepancy", uses=("bad_stage1",),
         check=check_unseen_short_draw, figure=figure_unseen,
         expected=each(
             draw0_all_right=Equals(6),
@@ -1504,11 +1550,11 @@ CLAIMS = (
             draw0_optimal_right=Equals(9), draw0_optimal_wrong=Equals([]),
             draw0_optimal_confidence=Close([0.287038, 0.565774], atol=1e-5, reason=PIN),
         ),
-        note="The specification says the argmax on unseen sentences stays right at T0 = 5; "
+        note="The prototype found the argmax on unseen sentences still right at T0 = 5; "
              "from gradflow's own start with all pairs 4 of 10 are wrong, because stage 1 has "
              "not yet made n(b) and n(d) the argmax of their W_ov columns.",
         discussion=(
-            "Evidence. The confidences (0.27–0.57) match the specification's range, but "
+            "Evidence. The confidences (0.27–0.57) match the prototype's range, but "
             "confidence and correctness come from W_ov alone once attention is on x^ext: at "
             "T0 = 5 from this draw the columns of b and d still put their largest logit on a "
             "wrong token, so every unseen sentence whose extended-order maximum is b or d is "
@@ -1517,8 +1563,8 @@ CLAIMS = (
             "every trained column right and 9/9 correct. Over 64 draws, W_ov classifies all "
             "stage-1 pairs at T0 = 5 for 33% (all pairs) / 80% (default set) "
             "(ntp.bad_stage1_fraction). "
-            "What would settle it: the specification's draw, or the paper's T0 condition. "
-            "This contradicts only the specification's one-draw reading, not the paper's "
+            "What would settle it: the prototype's draw, or the paper's T0 condition. "
+            "This contradicts only the prototype's one-draw reading, not the paper's "
             "dataset-shift theorem, which is stated for a well-trained stage 1 "
             "(ntp.unseen_sentences)."),
     ),
@@ -1526,7 +1572,8 @@ CLAIMS = (
         id="ntp.unseen_undetermined", ledger="N27",
         statement="Unseen queries and ties have no defined prediction: abc (query c never "
                   "seen) and efh (e, f both score 0 under h) are reported undetermined.",
-        source="spec reading: §5, §8.7", status="reproduced", uses=("fixture",),
+        source="gradflow's reading: docs/derivations/ntp.md, §Extended order under dataset shift",
+        status="reproduced", uses=("fixture",),
         check=check_undetermined, expected=Equals(["None:unseen query", "None:tie"]),
     ),
     Claim(
@@ -1535,7 +1582,8 @@ CLAIMS = (
                   "fg is undetermined and the model's output for it is uniform (1/8); the "
                   "other 9 unseen sentences are predicted as the extended order says (the "
                   "CLI's '9/9 (1 undetermined)').",
-        source="spec reading: §8.2 (consequence of the stage-1 set)", status="reproduced",
+        source="gradflow's reading: docs/derivations/ntp.md, §Stage-1 data (a consequence of the "
+               "stage-1 set)", status="reproduced",
         uses=("fixture",), check=check_default_set_fg,
         expected=each(note=Equals("collocate of f not trained in stage 1"),
                       confidence=Close(0.125, atol=1e-12, reason="column f of W_ov stays 0, "
@@ -1546,14 +1594,16 @@ CLAIMS = (
     # -------------------------------------------------------------------- random instances
     Claim(
         id="ntp.random_rate_law", ledger="N29",
-        statement="The specification's sharp NGF rate (dist ~ 1/t, slopes −2/−1) on random "
+        statement="The sharp NGF rate of gradflow's reading (dist ~ 1/t, slopes −2/−1) on random "
                   "realizable instances (K = 16, 3 queries): it holds exactly when (P-kq) has a "
                   "dual solution positive on every tight constraint (strict "
                   "complementarity: 6 of 11 instances, seed 0 of the review's three); "
                   "otherwise dist·t grows like ln t (dist ~ log t / t; seeds 1 and 2): fits of "
                   "dist·t = a and dist·t = a + b ln t on [1e4, 1e8].",
-        source="abstract (sub-linear directional convergence); spec reading: §3 (sharp "
-               "1/t), §6 (random instances)", status="discrepancy", uses=("random",),
+        source="abstract (sub-linear directional convergence); gradflow's reading: "
+               "docs/derivations/ntp.md, §Two-stage normalised flow (sharp 1/t) and §Fixture and "
+               "random instances",
+        status="discrepancy", uses=("random",),
         check=check_random_rates, figure=figure_random,
         expected=each(
             review_growth=Close([0.0, 0.10604, 0.12260], atol=1e-4, reason="pinned: growth of "
@@ -1571,7 +1621,8 @@ CLAIMS = (
             spec_window_slopes=Close([-1.0002, -0.9278, -0.8928], atol=1e-3,
                                      reason="pinned: the old test's [1e3, 1e4] dist slopes"),
         ),
-        note="The specification predicts dist ~ 1/t (slopes −2/−1) on random instances; the "
+        note="The sharp reading (docs/derivations/ntp.md, §Two-stage normalised flow) predicts "
+             "dist ~ 1/t (slopes −2/−1) on random instances; the "
              "flow has it only when the max-margin dual is strictly complementary (seed 0; 6 "
              "of 11), and otherwise dist·t grows like ln t (seeds 1, 2: 11–12% a decade to "
              "t = 1e8), a log t / t law.",
@@ -1596,8 +1647,9 @@ CLAIMS = (
             "like log t in NGF time t ~ ‖W*‖ log s, giving dist ~ log t / t. The loss rate is "
             "unaffected (ntp.random_loss_rate). "
             "What would settle it: a proof of the degenerate-case expansion for this loss, and "
-            "the paper's own rate statement (the specification could not read its exponent). "
-            "This contradicts only the specification's sharp 1/t reading; the paper's "
+            "the paper's own rate statement (its exponent could not be read). "
+            "This contradicts only the sharper 1/t reading recorded in docs/derivations/ntp.md; "
+            "the paper's "
             "'sub-linear' convergence, and an O(log t / t) bound, hold on every instance."),
     ),
     Claim(
@@ -1606,7 +1658,9 @@ CLAIMS = (
                   "decays at the rate −1/‖W_kq*‖_F, degenerate or not, and training accuracy "
                   "is 1 (measured: the fitted rate on [1e6, 1e8] over the prediction and the "
                   "final accuracy, 11 instances).",
-        source="abstract (linear loss rate); spec reading: §6, §8.6", status="reproduced",
+        source="abstract (linear loss rate); docs/derivations/ntp.md, §Fixture and random "
+               "instances and §Two-stage normalised flow (the rate −1/‖W_kq*‖_F)",
+        status="reproduced",
         uses=("random",), check=check_random_loss_rate,
         expected=each(
             rates=Close(1.0, rtol=5e-5, reason="the log mass is −t/‖W*‖ plus ⟨a_j, W̃(t)⟩, "
@@ -1624,7 +1678,8 @@ CLAIMS = (
                   "the normalised flow's states of the same norm, and its arclength ∫‖∇L‖ds is "
                   "the normalised time (measured: the largest relative distance between the "
                   "paths and the largest relative clock error).",
-        source="spec reading: §3 (NGF: ds = dt/‖∇L‖, the same path)", status="reproduced",
+        source="gradflow's reading: docs/derivations/ntp.md, §Two-stage normalised flow "
+               "(ds = dt/‖∇L‖, the same path)", status="reproduced",
         uses=("clock",), check=lambda c: {k: v for k, v in check_clock(c).items()
                                           if k != "gf_norm_reached"},
         expected=each(
@@ -1640,10 +1695,13 @@ CLAIMS = (
     Claim(
         id="ntp.paper_experiments", ledger="",
         statement="The paper's own synthetic experiments (sizes, step size η, T0, figures).",
-        source="spec reading: §6 (could not be retrieved)", status="not-simulated",
-        note="The specification could not retrieve the paper's experiments (K, d, sentence "
-             "counts and lengths, η, T0) or figures, so no paper figure is compared; the "
-             "fixture and random instances above are the specification's design.",
+        source="docs/derivations/ntp.md, §Modelling choices (the experiments could not be "
+               "retrieved)",
+        status="not-simulated",
+        note="The paper's experiments (K, d, sentence counts and lengths, η, T0) and figures "
+             "could not be retrieved, so no paper figure is compared; the fixture and random "
+             "instances above are gradflow's design (docs/derivations/ntp.md, §Fixture and random "
+             "instances).",
     ),
 )
 

@@ -56,10 +56,12 @@ PARAMETERS = (
 )
 
 
-STAGE1_SETS = {"optimal": "the tokens that occur as optimal (spec §8.2, the default; the "
-                          "spec's §7 prototype used all pairs: --set stage1=all)",
-               "all": "every collocation pair (the spec's §7 prototype; the default is "
-                      "stage1=optimal, spec §8.2)"}
+STAGE1_SETS = {"optimal": "the tokens that occur as optimal (the default: docs/derivations/"
+                          "ntp.md, §Stage-1 data; the independent prototype used all pairs: "
+                          "--set stage1=all)",
+               "all": "every collocation pair (the set of the independent prototype, "
+                      "docs/derivations/ntp.md, §Reference values of an independent prototype; "
+                      "the default is stage1=optimal, §Stage-1 data)"}
 """How ``report`` names the stage-1 set a run uses (the claims ledger reports both)."""
 FIXTURE_K = 8
 """Vocabulary size of the fixture (docs/derivations/ntp.md, §Fixture and random instances)."""

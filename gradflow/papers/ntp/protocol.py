@@ -147,8 +147,9 @@ def stage_two(
     ``W_kq`` trained on the main loss for time ``T`` from zero (``theta``'s ``W_kq`` is
     replaced by zero).
 
-    ``normalize=None`` integrates the plain gradient flow of the same loss (spec §3: the same
-    path on another clock); ``extra_observables`` are recorded beside the model's.
+    ``normalize=None`` integrates the plain gradient flow of the same loss (the same path on
+    another clock: docs/derivations/ntp.md, §Two-stage normalised flow); ``extra_observables``
+    are recorded beside the model's.
     """
     theta = np.array(theta, dtype=float)
     model.layout.unpack(theta)["W_kq"][...] = 0.0
@@ -171,7 +172,8 @@ def joint_flow(model: NTPTransformer, data: NTPData, T: float, *,
 
     ``normalize="block"`` (the CLI's ablation) divides each block's gradient by its own norm;
     ``"global"`` divides the joint gradient by its norm — the continuous-time limit of the
-    spec's joint NGD (:func:`joint_ngd`, spec §7.3). ``record_at`` (default a log grid of
+    prototype's joint NGD (:func:`joint_ngd`; docs/derivations/ntp.md, §Reference values of an
+    independent prototype). ``record_at`` (default a log grid of
     ``per_decade`` points a decade) sets the record times.
     """
     return simulate(model.objective(data), model.init(preset="zero"), T, normalize=normalize,
@@ -251,9 +253,9 @@ def stage_two_columns(model: NTPTransformer, data: NTPData, theta: np.ndarray, T
 def clock_pair(model: NTPTransformer, data: NTPData, theta: np.ndarray, T: float, S: float, *,
                per_decade: int = 400, **simulate_kwargs: Any) -> tuple[Trajectory, Trajectory]:
     """Stage 2 from the same ``theta`` twice: the normalised flow to time ``T`` and the plain
-    gradient flow dW/ds = −∇L to time ``S`` (spec §3: the same path, with
-    ds = dt/‖∇_{W_kq}L‖), both recording ``grad_norm_W_kq`` = ‖∇_{W_kq}L‖ on dense log grids
-    (``per_decade``) from 1e-4."""
+    gradient flow dW/ds = −∇L to time ``S`` (the same path, with ds = dt/‖∇_{W_kq}L‖:
+    docs/derivations/ntp.md, §Two-stage normalised flow), both recording ``grad_norm_W_kq`` =
+    ‖∇_{W_kq}L‖ on dense log grids (``per_decade``) from 1e-4."""
     objective = model.objective(data)
     layout = model.layout
 
@@ -271,7 +273,7 @@ def clock_pair(model: NTPTransformer, data: NTPData, theta: np.ndarray, T: float
     return ngf, gf
 
 
-# ------------------------------------------------------------------ discrete NGD (spec §3, §7.3)
+# ------------------------------- discrete NGD (docs/derivations/ntp.md, §Two-stage normalised flow)
 
 
 def _step_index(times: Any, eta: float, steps: int) -> dict[int, float]:
@@ -319,9 +321,10 @@ def _ngd(objective: Any, theta: np.ndarray, eta: float, steps: int, blocks: tupl
 
 def two_stage_ngd(model: NTPTransformer, data: NTPData, eta: float, T0: float, T: float, *,
                   theta0: np.ndarray | None = None, record_at: Any = ()) -> dict[str, Any]:
-    """The paper's algorithm as written (spec §3): discrete normalised gradient descent,
-    ``W_ov ← W_ov − η ∇L_0/‖∇L_0‖_F`` for T0/η steps on the collocation pairs, then
-    ``W_kq ← W_kq − η ∇_{W_kq}L/‖∇_{W_kq}L‖_F`` for T/η steps from ``W_kq = 0``.
+    """The paper's algorithm (docs/derivations/ntp.md, §Two-stage normalised flow): discrete
+    normalised gradient descent, ``W_ov ← W_ov − η ∇L_0/‖∇L_0‖_F`` for T0/η steps on the
+    collocation pairs, then ``W_kq ← W_kq − η ∇_{W_kq}L/‖∇_{W_kq}L‖_F`` for T/η steps from
+    ``W_kq = 0``.
 
     ``record_at``: stage-2 times (multiples of η in [0, T]) at which θ is kept.
 
@@ -345,7 +348,8 @@ def two_stage_ngd(model: NTPTransformer, data: NTPData, eta: float, T0: float, T
 
 def joint_ngd(model: NTPTransformer, data: NTPData, eta: float, T: float, *,
               record_at: Any = ()) -> dict[str, Any]:
-    """The spec's ablation (§7.3) as written: one-stage NGD on both blocks jointly from zero,
+    """The independent prototype's ablation (docs/derivations/ntp.md, §Reference values of an
+    independent prototype) as written: one-stage NGD on both blocks jointly from zero,
     ``W ← W − η ∇L/‖∇L‖_F`` with the Frobenius norm of the gradient of (W_kq, W_ov)
     together, on the main data only, for T/η steps.
 

@@ -205,12 +205,13 @@ def predict_unseen(
     return out
 
 
-# ------------------------------------------------------------------ beyond the spec's §3 reading
+# ------------------------------------ beyond the two-stage reading (docs/derivations/ntp.md)
 
 
 def closure_constraints(data: NTPData) -> np.ndarray:
-    """Rows of (P-kq) written on the transitive closure of the observed orders (spec §4):
-    ⟨(e_x' − e_x) e_qᵀ, W⟩ ≥ 1 for every pair x <_q x' of the closure; shape (k, d, d)."""
+    """Rows of (P-kq) written on the transitive closure of the observed orders
+    (docs/derivations/ntp.md, §Max-margin problems): ⟨(e_x' − e_x) e_qᵀ, W⟩ ≥ 1 for every pair
+    x <_q x' of the closure; shape (k, d, d)."""
     E = data.embedding
     return np.array([np.outer(E[:, hi] - E[:, lo], E[:, q])
                      for q, pairs in sorted(transitive_closure(data).items())
@@ -232,7 +233,8 @@ def stage1_zero_init_loss(t: Any, data: NTPData, W_ov_star: np.ndarray) -> np.nd
 
 
 def loss_floor_approximation(data: NTPData, W_ov: np.ndarray, W_ov_star: np.ndarray) -> float:
-    """Spec §3's approximation of the stage-2 floor: L_∞ ≈ (K − 1)·exp(−‖W_ov‖/‖W_ov*‖)
+    """The approximation of the stage-2 floor (docs/derivations/ntp.md, §Two-stage normalised
+    flow): L_∞ ≈ (K − 1)·exp(−‖W_ov‖/‖W_ov*‖)
     (valid when W_ov lies along W_ov* and every optimal token was trained in stage 1)."""
     return float((data.K - 1) * np.exp(-np.linalg.norm(W_ov) / np.linalg.norm(W_ov_star)))
 
