@@ -2,12 +2,13 @@
 Recognition": a one-layer transformer trained by the two-phase gradient flow on even pairs, and
 parity by chain-of-thought.
 
-The paper's full text was not available to the project's specification, so the claims are those
-of its abstract and of two detailed notes of it, with the specification's reconstruction where
-the notes are silent (``source`` says which). Many references are the numbers of two
-implementations independent of gradflow: the specification author's prototype (spec §6, §7:
-"[measured]") and the fidelity review's autograd implementation (review rows R1–R33); each such
-reference is compared at the digits it was quoted to.
+The paper's full text could not be read, so the claims are those of its abstract and of two
+detailed notes of it, with gradflow's reconstruction where the notes are silent (``source`` says
+which, citing the section of ``docs/derivations/regular.md`` that holds it). Many references are
+the numbers of two implementations independent of gradflow: a prototype written when the model
+was reconstructed (its values: ``docs/derivations/regular.md``, §Reference values of an
+independent prototype) and the fidelity review's autograd implementation (review rows R1–R33);
+each such reference is compared at the digits it was quoted to.
 
 The runs are computed once per ledger evaluation and shared (``RUNS``): the paper's flow on even
 pairs (λ = 2, τ0 = 10, L_max = 6, zero init) to t = 1e10 and to 1e40, the frozen-W control, the
@@ -49,10 +50,11 @@ __all__ = ["CLAIMS", "LEDGER", "RUNS"]
 # ----------------------------------------------------------------------------------- runs
 
 TAU0 = 10.0
-"""The phase boundary τ0 = η·t0 = 0.1 × 100 (spec §3)."""
+"""The phase boundary τ0 = η·t0 = 0.1 × 100 (docs/derivations/regular.md, §Training rates)."""
 SPEC_EDGES = tuple(10.0 ** (1 + 0.9 * k) for k in range(11))
-"""The prototype's ten "decades" of spec §6 (10, 79, 631, …, 1.26e9, 1e10): its slope and t·L
-tables are quoted on these windows."""
+"""The prototype's ten "decades" (10, 79, 631, …, 1.26e9, 1e10; docs/derivations/regular.md,
+§Reference values of an independent prototype): its slope and t·L tables are quoted on these
+windows."""
 PEAK_GRID = tuple(np.linspace(30.0, 100.0, 141))
 """Where d‖u‖/d ln t is sampled to locate the end of the rapid-growth phase (R32)."""
 EP_TIMES = (15.0, 20.0, 25.0, 133.0, 145.0, 150.0, 155.0, 300.0, 1e3, 3e3, 1e6, 1e8, 1e9,
@@ -71,7 +73,8 @@ def _u_star(model: RegularTransformer, data, theta: np.ndarray) -> np.ndarray:
 @cache
 def _ep_setup() -> dict[str, Any]:
     """Even pairs (L_max = 6, λ = 2), the first separable time and the three fixed max-margin
-    targets of spec §4: u*_∞, u*(W(τ0)) and u*(W at first separability)."""
+    targets u*_∞, u*(W(τ0)) and u*(W at first separability) (docs/derivations/regular.md,
+    §Claims and their observables)."""
     data = even_pairs(6)
     model = RegularTransformer(data.d, lam=2.0)
     t_sep, theta_sep = protocol.first_separable_state(model, data, tau0=TAU0)
@@ -94,7 +97,7 @@ def _run_ep(progress: bool) -> dict[str, Any]:
 
 
 def _run_ep_long(progress: bool) -> dict[str, Any]:
-    """The same flow to t = 1e40 (2 records per decade): past every horizon of spec §6."""
+    """The same flow to t = 1e40 (2 records per decade): past every horizon of the prototype's."""
     setup = _ep_setup()
     data, model = setup["data"], setup["model"]
     traj = protocol.train(model, data, 1e40, tau0=TAU0, per_decade=2, u_refs=setup["refs"],
@@ -104,7 +107,8 @@ def _run_ep_long(progress: bool) -> dict[str, Any]:
 
 
 def _run_frozen(progress: bool) -> dict[str, Any]:
-    """The frozen-W control of spec §6: W frozen at W(1e3), u trained alone to 1e40."""
+    """The frozen-W control (docs/derivations/regular.md, §Claims and their observables): W
+    frozen at W(1e3), u trained alone to 1e40."""
     setup = _ep_setup()
     data, model = setup["data"], setup["model"]
     theta = protocol.train(model, data, 1e3, tau0=TAU0, per_decade=1,
@@ -127,7 +131,8 @@ def _run_phase1(progress: bool) -> dict[float, Any]:
 
 
 def _run_lambdas(progress: bool) -> dict[float, dict[str, Any]]:
-    """The λ ablation of spec §6: the same flow for λ = 1, 5, 10 to 1e10."""
+    """The λ ablation (the paper's; the prototype's runs: docs/derivations/regular.md,
+    §Reference values of an independent prototype): the same flow for λ = 1, 5, 10 to 1e10."""
     data = even_pairs(6)
     out = {}
     for lam in LAMBDAS:
@@ -145,7 +150,8 @@ INTEGRATORS = (("LSODA", "log"), ("LSODA", "linear"), ("DOP853", "log"), ("DOP85
 
 
 def _run_integrators(progress: bool) -> dict[str, Any]:
-    """The integrator table of spec §6 (Radau left out: 20–60 s per run, see the claim)."""
+    """The prototype's integrator table (docs/derivations/regular.md, §Reference values of an
+    independent prototype; Radau left out: 20–60 s per run, see the claim)."""
     data = even_pairs(6)
     model = RegularTransformer(data.d, lam=2.0)
     out = {}
@@ -174,8 +180,9 @@ COT_L0 = (2, 3, 4, 5, 6)
 
 
 def _run_cot(progress: bool) -> dict[int, dict[str, Any]]:
-    """Parity-CoT training, Format B with the even-pairs regulariser on lengths ≤ L0 (spec §7,
-    recommended), to t = 1e8, for L0 = 2..6 (L0 = 4, 6 with 10 records per decade)."""
+    """Parity-CoT training, Format B with the even-pairs regulariser on lengths ≤ L0 (the
+    default of docs/derivations/regular.md, §Parity by chain of thought), to t = 1e8, for
+    L0 = 2..6 (L0 = 4, 6 with 10 records per decade)."""
     out = {}
     for L0 in COT_L0:
         data = parity_cot(L0)
@@ -187,7 +194,8 @@ def _run_cot(progress: bool) -> dict[int, dict[str, Any]]:
 
 
 def _run_cot_reg6(progress: bool) -> dict[str, Any]:
-    """Format B, L0 = 4, with the regulariser on lengths 1..6 (spec §7's failing variant)."""
+    """Format B, L0 = 4, with the regulariser on lengths 1..6 (the failing
+    variant of docs/derivations/regular.md, §Parity by chain of thought)."""
     data = parity_cot(4, regularizer_lengths=range(1, 7))
     model = RegularTransformer(data.d, lam=2.0)
     traj = protocol.train(model, data, 1e8, tau0=TAU0, per_decade=2, progress=progress)
@@ -219,7 +227,8 @@ def _run_cot_only(progress: bool) -> dict[str, Any]:
 
 
 def _run_boost(progress: bool) -> dict[str, Any]:
-    """The even-pairs flow with a longer boosted phase, τ0 = 30 (spec §8.4's suggestion)."""
+    """The even-pairs flow with a longer boosted phase, τ0 = 30 (docs/derivations/regular.md,
+    §Training rates)."""
     data = even_pairs(6)
     model = RegularTransformer(data.d, lam=2.0)
     traj = protocol.train(model, data, 100.0, tau0=30.0, per_decade=2, moving_target=False)
@@ -301,7 +310,8 @@ def _increasing(values: np.ndarray) -> bool:
 
 class _EvenPairsOracle:
     """The exact even-pairs classifier (T = +1 iff the window's first and last symbols
-    agree) in the model's ``predict`` interface: the oracle of spec §7's Method-1 check."""
+    agree) in the model's ``predict`` interface: the oracle of the Method-1 check
+    (docs/derivations/regular.md, §Parity by chain of thought)."""
 
     def predict(self, params, strings, max_position, embedding=None) -> np.ndarray:
         s = np.asarray(strings)
@@ -403,8 +413,9 @@ def check_attention(run) -> dict[str, Any]:
 
 GROWTH_REFS = {"u_norm": (3.0, 15.0, 0.5), "W_norm": (2.0, 14.0, 0.5),
                "loss": (3.2, 0.2, 0.05)}
-"""Spec §6: over t ≈ 20–150, ‖u‖ 3 → 15, ‖W‖ 2 → 14, loss 3.2 → 0.2; the last number is half a
-unit of the quoted values' last digit."""
+"""The prototype's rapid-growth window (docs/derivations/regular.md, §Reference values of an
+independent prototype): over t ≈ 20–150, ‖u‖ 3 → 15, ‖W‖ 2 → 14, loss 3.2 → 0.2; the last number
+is half a unit of the quoted values' last digit."""
 
 
 def check_rapid_growth(run) -> dict[str, float]:
@@ -891,7 +902,8 @@ def _quoted(value, atol: float, who: str, extra: str = "") -> Close:
                  f"(±{atol:g}); {SOLVER_SPREAD}" + (f"; {extra}" if extra else ""))
 
 
-PROTOTYPE = "the specification's prototype (an implementation independent of gradflow)"
+PROTOTYPE = ("the independent prototype (an implementation independent of gradflow: "
+             "docs/derivations/regular.md, §Reference values of an independent prototype)")
 REVIEW = "the fidelity review's independent autograd implementation"
 PIN = ("a pin of the flow's own value at the digits shown, so that a change of the flow is "
        "noticed (" + DIGITS + ")")
@@ -907,8 +919,9 @@ CLAIMS = (
         statement="A string is in even pairs (an even number of ab and ba substrings) iff "
                   "x_1 = x_L; checked against the counting definition for all 4094 strings of "
                   "lengths 1..11.",
-        source="paper: the even-pairs task (abstract); spec reading: its equivalence with "
-               "x_1 = x_L", check=check_labels,
+        source="paper: the even-pairs task (abstract); gradflow's reading: "
+               "docs/derivations/regular.md, §Data (its equivalence with x_1 = x_L)",
+        check=check_labels,
         expected=Equals({"strings": 4094, "mismatches": 0}),
     ),
     Claim(
@@ -916,8 +929,8 @@ CLAIMS = (
         statement="The training set enumerates all 126 strings of lengths 1..6 (2^L of each), "
                   "d = 12 (one embedding per position and symbol), weights 1/|I_L| (each "
                   "length's weights sum to 1), labels by the counting definition.",
-        source="paper: the loss Σ_L (1/|I_L|) Σ_{n∈I_L} ℓ_n (per the notes); spec reading: "
-               "every string of each length enumerated",
+        source="paper: the loss Σ_L (1/|I_L|) Σ_{n∈I_L} ℓ_n (per the notes); gradflow's reading: "
+               "docs/derivations/regular.md, §Data (every string of each length enumerated)",
         check=check_dataset,
         expected=Equals({"n": 126, "d": 12, "strings_per_length": [2, 4, 8, 16, 32, 64],
                          "weight_sum_per_length": [1.0] * 6, "label_mismatches": 0},
@@ -927,7 +940,8 @@ CLAIMS = (
     Claim(
         id="regular.initial_loss", ledger="R3", status="reproduced",
         statement="At zero initialisation the loss is L_max·ln 2 = 6 ln 2 = 4.1589.",
-        source="paper: the logistic loss (per the notes); spec reading: zero initialisation",
+        source="paper: the logistic loss (per the notes); gradflow's reading: "
+               "docs/derivations/regular.md, §Zero initialisation",
         check=check_initial_loss,
         expected=Close(6 * np.log(2), rtol=1.5e-14,
                        reason="126 terms w_n·ln 2 summed in float64: rounding ≤ 126·ε "
@@ -938,8 +952,8 @@ CLAIMS = (
         statement="At zero initialisation only the length-1 strings give a gradient: "
                   "ds_1^w/dt = 1/4 for w = a, b, every other u-component's gradient cancels, "
                   "and ∇_W L = 0 exactly (u = 0).",
-        source="spec reading: the symmetry of the zero initialisation, from which the paper's "
-               "phase-1 rates follow",
+        source="gradflow's reading: docs/derivations/regular.md, §Zero initialisation (its "
+               "symmetry, from which the paper's phase-1 rates follow)",
         check=check_zero_gradient,
         expected=Each.of(
             ds1_dt=Close([0.25, 0.25], atol=5e-14, reason="the length-1 strings give exactly "
@@ -976,19 +990,20 @@ CLAIMS = (
         id="regular.state_at_tau0", ledger="R6", status="reproduced",
         statement="At the phase boundary τ0 = 10: loss 3.650, s_1 = 1.332, s_2 = −0.409, "
                   "‖W‖ = 0.996 (the prototype: 3.65, 1.33, −0.41, 1.0).",
-        source="spec reading: the prototype's state at τ0; the review's independent "
-               "implementation (R6)",
+        source="the prototype's state at τ0 (docs/derivations/regular.md, §Reference values of an "
+               "independent prototype); the review's independent implementation (R6)",
         uses=("ep",), check=check_state_at_tau0,
         expected=_quoted([3.650, 1.332, -0.409, 0.996], 5e-4, REVIEW),
     ),
     Claim(
         id="regular.prop4_3", ledger="R7", status="discrepancy",
-        statement="Prop. 4.3 read as the specification measures it: at the end of phase "
-                  "1 (τ0 = 10) the trained u separates the attention outputs (normalised margin "
-                  "min_n y_n⟨u, h_n⟩/‖u‖ > 0). The flow: margin −0.1827 at τ0; u separates "
+        statement="Prop. 4.3 read as the ledger's `separable` event measures it: at the end of "
+                  "phase 1 (τ0 = 10) the trained u separates the attention outputs (normalised "
+                  "margin min_n y_n⟨u, h_n⟩/‖u‖ > 0). The flow: margin −0.1827 at τ0; u separates "
                   "them from t = 23.02 on (one crossing).",
-        source="paper: Prop. 4.3; spec reading: separability measured by the normalised "
-               "margin of the trained u",
+        source="paper: Prop. 4.3; gradflow's reading: docs/derivations/regular.md, §Claims and "
+               "their observables (separability measured by the normalised margin of the "
+               "trained u)",
         uses=("ep",), check=check_prop4_3,
         expected=Each.of(margin_at_tau0=_pin(-0.1827, 5e-5),
                          separable_from=_pin(23.017, 5e-4),
@@ -999,7 +1014,7 @@ CLAIMS = (
              "another u) from any t > 0.",
         discussion="Evidence: the normalised margin of u is −0.1827 at τ0 = 10 and crosses 0 "
                    "once, at t = 23.02 (pinned here; every integrator agrees to 1e-8). The "
-                   "specification's prototype put the crossing at 't ≈ 25–30', apparently from "
+                   "independent prototype put the crossing at 't ≈ 25–30', apparently from "
                    "the first positive record of a 10-per-decade grid (25.1). The statement "
                    "has a second "
                    "reading that the flow does satisfy: the features h_n(W_τ0) are linearly "
@@ -1007,12 +1022,12 @@ CLAIMS = (
                    "a margin 75× below its saturated value, and they are so from any t > 0, "
                    "the margin growing like t² (regular.prop4_3_features); at W = 0 they are "
                    "not (the XOR of x_1 and x_L). With a longer boosted phase, τ0 = 30 "
-                   "(the specification's suggestion), u itself separates them before τ0 "
-                   "(regular.prop4_3_longer_boost). What would settle it: the full statement of "
-                   "Prop. 4.3 — whether 'separable' means by the trained u, and which t0, λ and η "
-                   "it assumes. The "
-                   "flow contradicts the specification's sharper reading at the paper's "
-                   "experimental τ0; it does not contradict separability of the features.",
+                   "(a variation suggested in docs/derivations/regular.md, §Training rates), u "
+                   "itself separates them before τ0 (regular.prop4_3_longer_boost). What would "
+                   "settle it: the full statement of Prop. 4.3 — whether 'separable' means by the "
+                   "trained u, and which t0, λ and η it assumes. The flow contradicts the sharper "
+                   "reading recorded in docs/derivations/regular.md at the paper's experimental "
+                   "τ0; it does not contradict separability of the features.",
         figure=figure_prop4_3,
     ),
     Claim(
@@ -1022,7 +1037,8 @@ CLAIMS = (
                   "at τ0 (certified max-margin problem; max normalised margin 0.00665, against "
                   "0.5 for saturated attention). The margin grows like t² in phase 1, as "
                   "the attention itself (it is linear in W for small W).",
-        source="paper: Prop. 4.3; spec reading: the max-margin problem over h_n(W)",
+        source="paper: Prop. 4.3; gradflow's reading: docs/derivations/regular.md, §Claims and "
+               "their observables (the max-margin problem over h_n(W))",
         uses=("ep",), check=check_prop4_3_features,
         expected=Each.of(
             separable_at_W0=Equals(False, reason="a certificate: 0 lies in the hull of the "
@@ -1036,11 +1052,12 @@ CLAIMS = (
     ),
     Claim(
         id="regular.prop4_3_longer_boost", ledger="", status="reproduced",
-        statement="With a longer boosted phase, τ0 = 30 (the specification's suggestion), "
-                  "u separates the attention outputs before the end of phase 1: from t = 19.08, "
-                  "with normalised margin +0.0459 at τ0.",
-        source="paper: Prop. 4.3 (with a longer first phase); spec reading: the suggested "
-               "τ0 = 30–50",
+        statement="With a longer boosted phase, τ0 = 30 (a variation suggested in "
+                  "docs/derivations/regular.md, §Training rates), u separates the attention "
+                  "outputs before the end of phase 1: from t = 19.08, with normalised margin "
+                  "+0.0459 at τ0.",
+        source="paper: Prop. 4.3 (with a longer first phase); docs/derivations/regular.md, "
+               "§Training rates (the suggested τ0 = 30–50)",
         uses=("boost",), check=check_boost,
         expected=Each.of(margin_at_tau0=Within(low=0.0, reason="the claim is the sign: u "
                                                "separates the features at τ0; measured "
@@ -1054,7 +1071,8 @@ CLAIMS = (
                   "and at 1e10, where positives put 0.956 on position 1 and negatives about "
                   "0.85 on position 2 (longest strings, L = 6).",
         source="paper: the attention pattern (positives on token 1, negatives on token 2; per "
-               "the notes); spec reading: the prototype's values at 1e10",
+               "the notes); the prototype's values at 1e10: docs/derivations/regular.md, "
+               "§Reference values of an independent prototype",
         uses=("ep",), check=check_attention,
         expected=Each.of(
             positives_on_1_at_1e10=_quoted(0.956, 5e-4, PROTOTYPE),
@@ -1068,8 +1086,9 @@ CLAIMS = (
                   "to 14, the loss falls from 3.2 to 0.2. Each quoted value is attained "
                   "within ±5 of its window end (the ends are multiples of ten): measured is "
                   "the distance from the quoted value to the quantity's range there.",
-        source="spec reading: the prototype's rapid-growth window (the paper's experiments: "
-               "log growth from t_2 ≈ 600 steps, per the notes)",
+        source="the prototype's rapid-growth window (docs/derivations/regular.md, §Reference "
+               "values of an independent prototype); the paper's experiments: log growth from t_2 "
+               "≈ 600 steps, per the notes",
         uses=("ep",), check=check_rapid_growth,
         expected=Each(tuple(
             (f"{name}_{label}", Within(high=half, reason=f"{PROTOTYPE}: {DIGITS} (±{half:g}) "
@@ -1080,7 +1099,9 @@ CLAIMS = (
         id="regular.position_only_scores", ledger="R10", status="reproduced",
         statement="Every score depends on the position only (s_ℓ^a = s_ℓ^b at every record); "
                   "u/‖u‖ at 1e10 is +0.47, −0.49, −0.17, −0.11, −0.06, −0.03 by position.",
-        source="spec reading: the prototype's u profile", uses=("ep",), check=check_profile,
+        source="the prototype's u profile: docs/derivations/regular.md, §Reference values of an "
+               "independent prototype",
+        uses=("ep",), check=check_profile,
         expected=Each.of(
             profile_at_1e10=_quoted([0.47, -0.49, -0.17, -0.11, -0.06, -0.03], 5e-3, PROTOTYPE),
             a_b_asymmetry=Within(high=1e-9, reason="swapping a and b maps the data and the "
@@ -1093,8 +1114,9 @@ CLAIMS = (
         statement="‖u_t‖ = Ω(log t): the slope of ‖u‖ per unit ln t on the prototype's ten "
                   "windows (10–79, …, 1.3e9–1e10) is 4.7, 4.3, 2.6, 2.2, 2.0, 1.9, 1.86, "
                   "1.83, 1.83, 1.83: it settles at 1.83.",
-        source="paper: ‖u_t‖ = Ω(log t) in phase 2 (per the notes); spec reading: the "
-               "prototype's slope table", uses=("ep",),
+        source="paper: ‖u_t‖ = Ω(log t) in phase 2 (per the notes); the prototype's slope "
+               "table: docs/derivations/regular.md, §Reference values of an independent "
+               "prototype", uses=("ep",),
         check=check_log_growth,
         expected=Each.of(
             slopes_windows_1_6=_quoted([4.7, 4.3, 2.6, 2.2, 2.0, 1.9], 0.05, PROTOTYPE),
@@ -1103,8 +1125,9 @@ CLAIMS = (
     Claim(
         id="regular.anchor_1e10", ledger="R12", status="reproduced",
         statement="At t = 1e10: ‖u‖ = 54.035485 and ‖W‖ = 38.120776.",
-        source="spec reading: the prototype's integrator table (all its methods agree to 7 "
-               "digits)", uses=("ep",), check=check_anchor,
+        source="the prototype's integrator table (all its methods agree to 7 digits): "
+               "docs/derivations/regular.md, §Reference values of an independent "
+               "prototype", uses=("ep",), check=check_anchor,
         expected=Close([54.035485, 38.120776], rtol=1e-7,
                        reason="the prototype quotes 8 digits (rounding ±5e-7) and its own "
                               "integrators agree to 7 (≤ 1e-7 relative): the reference's "
@@ -1117,7 +1140,8 @@ CLAIMS = (
                   "7.7, 6.2, 5.4, 4.9, 4.65, 4.47, 4.34, 4.25, decreasing at every record from "
                   "1e3 on (so not ∝ 1/√t); L(1e10) = 4.3e-10 (every string classified).",
         source="paper: abstract (loss O(1/t)); Thm 4.5 as the notes quote it (1/√t, read as a "
-               "slip); spec reading: the prototype's t·L table",
+               "slip); the prototype's t·L table: docs/derivations/regular.md, §Reference values "
+               "of an independent prototype",
         uses=("ep",), check=check_loss_rate,
         expected=Each.of(
             tL_windows_1_6=_quoted([45.7, 11.5, 7.7, 6.2, 5.4, 4.9], 0.05, PROTOTYPE),
@@ -1167,8 +1191,8 @@ CLAIMS = (
         id="regular.attention_moves_lambda", ledger="R15", status="discrepancy",
         statement="The λ ablation (λ = 1, 2, 5, 10): ‖W‖ at 1e10 is 26, 38, 59, 81 and "
                   "‖W − W(τ0)‖ still grows on the last decade for every λ.",
-        source="paper: the λ ablation of the experiments (per the notes); spec reading: the "
-               "prototype's λ runs",
+        source="paper: the λ ablation of the experiments (per the notes); the prototype's λ "
+               "runs: docs/derivations/regular.md, §Reference values of an independent prototype",
         uses=("ep", "lambdas"), check=check_attention_moves_lambda,
         expected=Each.of(
             W_norm_at_1e10=_quoted([26.0, 38.0, 59.0, 81.0], 0.5, PROTOTYPE),
@@ -1191,7 +1215,8 @@ CLAIMS = (
                   "target u*(W_t), cos is 0.945 at t = 133 and 0.987 at 1e3 (prototype), "
                   "peaks at 0.992, falls to 0.9735 and is 0.9742 at 1e10: u is further from "
                   "u*(W_t) at 1e10 than at 1e3.",
-        source="paper: Thm 4.4; spec reading: the moving target u*(W_t)",
+        source="paper: Thm 4.4; gradflow's reading: docs/derivations/regular.md, §Claims and their "
+               "observables (the moving target u*(W_t))",
         uses=("ep", "ep_long", "frozen"), check=check_thm4_4,
         expected=Each.of(cos_at_133=_quoted(0.945, 5e-4, PROTOTYPE),
                          cos_at_1e3=_quoted(0.987, 5e-4, PROTOTYPE),
@@ -1240,7 +1265,8 @@ CLAIMS = (
                   "(The findings' 0.957 used the first record after separability, t = 25.1.) "
                   "Fixed at W(τ0) the target is nearer u*_∞ (cos 0.9922) and cos(u, u*(W_τ0)) "
                   "reaches 0.9949 at 1e40.",
-        source="paper: Thm 4.4; spec reading: the target fixed at a phase-1 attention",
+        source="paper: Thm 4.4; gradflow's reading: docs/derivations/regular.md, §Claims and their "
+               "observables (the target fixed at a phase-1 attention)",
         uses=("ep", "ep_long", "frozen"), check=check_u_star_separability,
         expected=Each.of(cos_at_1e10=_pin(0.96107, 5e-6), cos_at_1e40=_pin(0.96510, 5e-6),
                          cos_u_star_sep_with_u_star_inf=_pin(0.95080, 5e-6),
@@ -1254,9 +1280,10 @@ CLAIMS = (
                    "to any fixed target tends to that target's cosine with u*_∞: 0.951 for "
                    "the first separable time, 0.992 for τ0. This contradicts only this "
                    "reading of u*_EP (the attention frozen at a phase-1 time), which the "
-                   "spec listed as a candidate because the full text was not available; the "
-                   "moving-target and saturated readings are consistent with the limit. What "
-                   "would settle it: the paper's definition of u*_EP.",
+                   "ledger computes as a candidate (docs/derivations/regular.md, §Claims and their "
+                   "observables) because the full text was not available; the moving-target and "
+                   "saturated readings are consistent with the limit. What would settle it: the "
+                   "paper's definition of u*_EP.",
         figure=figure_thm4_4,
     ),
     Claim(
@@ -1264,8 +1291,9 @@ CLAIMS = (
         statement="With the saturated-attention target u*_∞ (the third candidate), cos(u, "
                   "u*_∞) falls to 0.8949 (t ≈ 1.3e3), then increases at every record to 0.954 "
                   "at 1e10.",
-        source="paper: Thm 4.4; spec reading: the saturated target u*_∞ and the prototype's "
-               "value ('0.954, rising slowly')",
+        source="paper: Thm 4.4; gradflow's reading: docs/derivations/regular.md, §Claims and their "
+               "observables (the saturated target u*_∞) and the prototype's value ('0.954, rising "
+               "slowly'): §Reference values of an independent prototype",
         uses=("ep",), check=check_u_star_saturated,
         expected=Each.of(cos_at_1e10=_quoted(0.954, 5e-4, PROTOTYPE),
                          minimum_after_100=_pin(0.8949, 5e-5),
@@ -1276,7 +1304,9 @@ CLAIMS = (
         statement="For saturated attention (positives' h = E_1^{x_1}, negatives' h = "
                   "E_2^{x_2}) the max-margin u is u*_∞ = E_1^a + E_1^b − E_2^a − E_2^b, "
                   "‖u*_∞‖ = 2: the certified QP over the 126 saturated features gives it.",
-        source="spec reading: the closed form of u*_∞", check=check_saturated_qp,
+        source="gradflow's reading: docs/derivations/regular.md, §Claims and their observables "
+               "(the closed form of u*_∞)",
+        check=check_saturated_qp,
         expected=Each.of(
             u_star=Close(theory.saturated_max_margin(6).tolist(), atol=2e-9,
                          reason="the QP is certified to scale-free KKT residuals ≤ 1e-9 "
@@ -1288,7 +1318,9 @@ CLAIMS = (
         statement="The prototype's λ table at 1e10: cos(u, u*(W_t)), cos(u, u*_∞), ‖W‖/λ = "
                   "0.988, 0.986, 26 (λ = 1); 0.974, 0.954, 19 (λ = 2); 0.996, 0.867, 8 "
                   "(λ = 10, attention far from saturated).",
-        source="spec reading: the prototype's λ table", uses=("ep", "lambdas"),
+        source="the prototype's λ table: docs/derivations/regular.md, §Reference values of an "
+               "independent prototype",
+        uses=("ep", "lambdas"),
         check=check_lambda_table,
         expected=Each(tuple(
             (f"lambda_{lam}", Each.of(
@@ -1305,7 +1337,8 @@ CLAIMS = (
                   "exponent against ln t tends to −1 (window by window from 1e3 to 1e40), and "
                   "is within [−1.02, −0.88] on [1e30, 1e40].",
         source="paper: Thm 4.4 for fixed features (implicit bias: Soudry et al., JMLR 2018, "
-               "direction error O(1/log t)); spec reading: the frozen-W control",
+               "direction error O(1/log t)); gradflow's reading: docs/derivations/regular.md, "
+               "§Claims and their observables (the frozen-W control)",
         uses=("frozen",), check=check_frozen,
         expected=Each.of(
             increasing_1e3_1e40=Equals(True),
@@ -1326,11 +1359,12 @@ CLAIMS = (
         statement="Discrete two-phase GD with η = 0.1 (W's step boosted by λ for 100 steps) "
                   "stays within 1% of the flow in ‖u‖ at 3e3, 1e4 and 3e4 steps (t = η·steps), "
                   "and its gap is first order in η: halving η halves the state's gap at t = 300.",
-        source="paper: the two-phase GD (η = 0.1, t0 = 100, λ = 2; per the notes); spec "
-               "reading: GD within 1% of the flow at 1e4 and 3e4 steps",
+        source="paper: the two-phase GD (η = 0.1, t0 = 100, λ = 2; per the notes); the "
+               "prototype's GD within 1% of the flow at 1e4 and 3e4 steps: "
+               "docs/derivations/regular.md, §Reference values of an independent prototype",
         uses=("gd",), check=check_gd,
         expected=Each.of(
-            u_norm_gaps_3e3_1e4_3e4_steps=Within(high=0.01, reason="the specification's claim "
+            u_norm_gaps_3e3_1e4_3e4_steps=Within(high=0.01, reason="the prototype's finding "
                                                  "(< 1%)"),
             first_order_ratio=Within(1.9, 2.1, reason="GD is the Euler scheme of the flow: "
                                      "its global error is c·η + O(η²), so the ratio is 2 + "
@@ -1347,7 +1381,9 @@ CLAIMS = (
                   "15–30% of the evaluations for RK45 and DOP853 and about 55% for LSODA. (Radau, "
                   "20–60 s per run in the "
                   "prototype's table, is left out of the ledger.)",
-        source="spec reading: the prototype's integrator table", uses=("integrators",),
+        source="the prototype's integrator table: docs/derivations/regular.md, §Reference values "
+               "of an independent prototype",
+        uses=("integrators",),
         check=check_integrators,
         expected=Each.of(
             relative_spread=Within(high=1e-7, reason="the prototype's '7 digits' at rtol 1e-9"),
@@ -1366,8 +1402,10 @@ CLAIMS = (
         id="regular.parity_truncated_cot", ledger="R23", status="reproduced",
         statement="Parity by truncated chain-of-thought at inference with the even-pairs model "
                   "at 1e10 (Method 1): 100% on all strings of every length 2..6.",
-        source="paper: parity check with chain-of-thought (abstract); spec reading: Method 1, "
-               "truncated CoT at inference", uses=("ep",), check=check_truncated_cot,
+        source="paper: parity check with chain-of-thought (abstract); gradflow's reading: "
+               "docs/derivations/regular.md, §Parity by chain of thought (Method 1, truncated CoT "
+               "at inference)", uses=("ep",),
+        check=check_truncated_cot,
         expected=Equals({str(L): 1.0 for L in range(2, 7)}),
     ),
     Claim(
@@ -1375,7 +1413,9 @@ CLAIMS = (
         statement="Method 1 is exact: with an exact even-pairs oracle in place of the model, "
                   "truncated CoT computes parity for every string of length 2..10 "
                   "(z_1 = x_1 ⊕ x_L, then z_k = x_k ⊕ z_{k−1}).",
-        source="spec reading: Method 1 with an exact even-pairs oracle, L ≤ 10",
+        source="gradflow's reading: docs/derivations/regular.md, §Parity by chain of thought "
+               "(Method 1 and why it works); the prototype's oracle check for L ≤ 10: §Reference "
+               "values of an independent prototype",
         check=check_oracle,
         expected=Equals({str(L): 1.0 for L in range(2, 11)}),
     ),
@@ -1447,7 +1487,9 @@ CLAIMS = (
                   "window's label is its even-pairs label, and with its regulariser it is the "
                   "even-pairs set of lengths 1..L0, so u*_CoT = u*_EP at every W (checked at "
                   "the W of an even-pairs flow at t = 100).",
-        source="spec reading: CoT Format A (truncated windows)", check=check_format_a_is_ep,
+        source="gradflow's reading: docs/derivations/regular.md, §Parity by chain of thought "
+               "(Format A, truncated windows)",
+        check=check_format_a_is_ep,
         expected=Each.of(label_mismatches=Equals(0), same_samples=Equals(True),
                          u_star_difference=Within(high=2e-9, reason="the same constraint set; "
                                                   "each solve is certified to KKT residuals "
@@ -1459,7 +1501,8 @@ CLAIMS = (
                   "after t = 1e8 the model generates the chain of thought and gets parity "
                   "right on all 2^L0 inputs, for L0 = 2..6.",
         source="paper: CoT training with the even-pairs regulariser learns parity (per the "
-               "notes); spec reading: CoT Format B",
+               "notes); gradflow's reading: docs/derivations/regular.md, §Parity by chain of "
+               "thought (Format B)",
         uses=("cot",), check=check_cot_accuracy,
         expected=Equals({str(L): 1.0 for L in COT_L0}),
     ),
@@ -1467,7 +1510,8 @@ CLAIMS = (
         id="regular.format_b_anchor", ledger="R28", status="reproduced",
         statement="Format B, L0 = 4, regulariser 1..4, at t = 1e8: loss 6e-8 and "
                   "cos(u, u*(W_T)) = 0.9985.",
-        source="spec reading: the prototype's Format-B row", uses=("cot",),
+        source="the prototype's Format-B row: docs/derivations/regular.md, §Reference values of an "
+               "independent prototype", uses=("cot",),
         check=check_format_b,
         expected=Each.of(loss_at_1e8=_quoted(6e-8, 5e-9, PROTOTYPE),
                          cos_at_1e8=_quoted(0.9985, 5e-5, PROTOTYPE)),
@@ -1478,7 +1522,8 @@ CLAIMS = (
                   "separable (certified), u never separates them, the normalised margin is "
                   "−0.014 and the loss 1.075 at 1e8, and CoT step 3 is right on 75% of the "
                   "inputs (steps 1, 2: 100%).",
-        source="spec reading: the prototype's row for the regulariser on lengths 1..6",
+        source="the prototype's row for the regulariser on lengths 1..6: "
+               "docs/derivations/regular.md, §Reference values of an independent prototype",
         uses=("cot_reg6",),
         check=check_format_b_reg6,
         expected=Each.of(
@@ -1494,7 +1539,8 @@ CLAIMS = (
         statement="Format A (L0 = 4, here with the regulariser on lengths 1..6, the only one of "
                   "the three tried that matches both quoted numbers): separable, 100% "
                   "accuracy, loss 5e-8 and cos(u, u*(W_T)) = 0.972 at 1e8.",
-        source="spec reading: the prototype's Format-A row ('regulariser: any')",
+        source="the prototype's Format-A row ('regulariser: any'): docs/derivations/regular.md, "
+               "§Reference values of an independent prototype",
         uses=("format_a",), check=check_format_a_paper_run,
         expected=Each.of(cos_at_1e8=_quoted(0.972, 5e-4, PROTOTYPE),
                          loss_at_1e8=_quoted(5e-8, 5e-9, PROTOTYPE),
@@ -1505,20 +1551,21 @@ CLAIMS = (
         statement="The prototype's table gives Format A the same cosine, 0.972, for 'any' "
                   "regulariser; at 1e8 the flow gives 0.9716 (lengths {1}), 0.9817 (1..4) and "
                   "0.9717 (1..6).",
-        source="spec reading: the prototype's Format-A row", uses=("format_a",),
+        source="the prototype's Format-A row: docs/derivations/regular.md, §Reference values of an "
+               "independent prototype", uses=("format_a",),
         check=check_format_a_regularizers,
         expected=Each((("cos_reg_1", _pin(0.97161, 5e-6)), ("cos_reg_1..4", _pin(0.98167, 5e-6)),
                        ("cos_reg_1..6", _pin(0.97172, 5e-6)))),
-        note="The specification's prototype reports cos 0.972 for Format A with any "
+        note="The independent prototype reports cos 0.972 for Format A with any "
              "regulariser; the flow's cosine depends on it (0.982 with lengths 1..4).",
         discussion="Evidence: three Format-A runs to 1e8 that differ only in the even-pairs "
                    "regulariser; all are separable with 100% accuracy, as the table says, but "
                    "the cosine to the moving max-margin target is 0.9716, 0.9817, 0.9717. "
-                   "This is a discrepancy with the specification's prototype table, not with "
-                   "the paper (Format A is the specification's reconstruction and is argued "
-                   "there not to be the paper's Method 2). What would settle it: the "
-                   "prototype's regulariser for that row (its loss, 5e-8, matches lengths "
-                   "1..6; regular.format_a_anchor).",
+                   "This is a discrepancy with the independent prototype's table, not with "
+                   "the paper (Format A is gradflow's reconstruction and is argued in "
+                   "docs/derivations/regular.md, §Parity by chain of thought, not to be the "
+                   "paper's Method 2). What would settle it: the prototype's regulariser for that "
+                   "row (its loss, 5e-8, matches lengths 1..6; regular.format_a_anchor).",
         figure=figure_format_a,
     ),
     Claim(
@@ -1526,8 +1573,9 @@ CLAIMS = (
         statement="The Format-B limit direction differs from even pairs': u/‖u‖ has +0.44, "
                   "−0.41, −0.36 on positions 1–3 and positions 4–6 near 0, so its cosine with "
                   "u*_∞ (the even-pairs target) is 0.85.",
-        source="paper: a distinct u*_CoT (per the notes); spec reading: the prototype's limit "
-               "direction", uses=("cot",),
+        source="paper: a distinct u*_CoT (per the notes); the prototype's limit direction: "
+               "docs/derivations/regular.md, §Reference values of an independent "
+               "prototype", uses=("cot",),
         check=check_format_b_direction,
         expected=Each.of(
             positions_1_3=_quoted([0.44, -0.41, -0.36], 5e-3, PROTOTYPE),
@@ -1562,7 +1610,7 @@ CLAIMS = (
         statement="The closed-form gradients (any embedding E) equal the complex-step "
                   "derivatives of the loss, on even pairs and parity-CoT, with one-hot and "
                   "random non-orthogonal E.",
-        source="spec reading: the closed-form gradients for any embedding E",
+        source="gradflow's derivation: docs/derivations/regular.md, §Gradient (any embedding E)",
         check=check_gradients,
         expected=Within(high=1e-10, reason="the complex step (h = 1e-30) has no cancellation: "
                         "its error is the loss's float64 rounding, ~1e-15 relative; a wrong "
@@ -1573,8 +1621,9 @@ CLAIMS = (
         statement="In Format-B CoT training u separates the features, loses the margin and "
                   "separates them again: crossings at t = 22.005 and 64.497 for L0 = 4, and "
                   "132.155 and 237.076 for L0 = 6, with negative margins between.",
-        source="paper: the two-phase picture (Prop. 4.3, Thm 4.4) for parity-CoT; spec "
-               "reading: CoT Format B",
+        source="paper: the two-phase picture (Prop. 4.3, Thm 4.4) for parity-CoT; "
+               "gradflow's reading: docs/derivations/regular.md, §Parity by chain of thought "
+               "(Format B)",
         uses=("cot",), check=check_regained,
         expected=Each.of(
             L0_4_events=_pin([22.005, 64.497], 5e-4),
@@ -1587,11 +1636,12 @@ CLAIMS = (
              "separates them again (L0 = 4: t = 22.0 and 64.5).",
         discussion="Evidence: two upward crossings of the normalised margin for L0 = 4 and "
                    "L0 = 6, with negative margins at the records between. Format B is the "
-                   "specification's reconstruction of the CoT data, so this contradicts at "
-                   "most the reconstruction's expectation that CoT training repeats even "
-                   "pairs' phases, not a stated theorem; it is harmless for the limit (100% "
-                   "accuracy, regular.format_b_accuracy). What would settle it: the paper's "
-                   "CoT format and its CoT training curves.",
+                   "gradflow's reconstruction of the CoT data (docs/derivations/regular.md, "
+                   "§Parity by chain of thought), so this contradicts at most the reconstruction's "
+                   "expectation that CoT training repeats even pairs' phases, not a stated "
+                   "theorem; it is harmless for the limit (100% accuracy, "
+                   "regular.format_b_accuracy). What would settle it: the paper's CoT format and "
+                   "its CoT training curves.",
         figure=figure_regained,
     ),
 )

@@ -134,8 +134,8 @@ def first_separable_state(model: RegularTransformer, data: RegularData, *, tau0:
                           search_to: float = 1e3, **simulate_kwargs: Any):
     """The first time u separates the attention outputs (the ``separable`` event of
     :func:`train`) and θ at exactly that time: the state of the max-margin candidate
-    u*(W at first separability) of spec §4 (a record grid would give the first record after
-    it instead).
+    u*(W at first separability) (docs/derivations/regular.md, §Claims and their observables;
+    a record grid would give the first record after it instead).
 
     Returns
     -------
@@ -191,9 +191,10 @@ def gradient_descent(
     t0: int = 100,
     record: Sequence[int] = (),
 ) -> dict[int, np.ndarray]:
-    """The paper's discrete two-phase GD from zero (spec §3): u ← u − η∇_u L every step;
-    W ← W − ηλ∇_W L for the first ``t0`` steps and W ← W − η∇_W L afterwards. Step k of GD
-    corresponds to flow time η·k (the flow of :func:`train` has τ0 = η·t0).
+    """The paper's discrete two-phase GD from zero (docs/derivations/regular.md, §Training
+    rates): u ← u − η∇_u L every step; W ← W − ηλ∇_W L for the first ``t0`` steps and
+    W ← W − η∇_W L afterwards. Step k of GD corresponds to flow time η·k (the flow of
+    :func:`train` has τ0 = η·t0).
 
     Returns
     -------
@@ -227,9 +228,10 @@ def cot_only_flow(
     record_at: Sequence[float] | None = None,
     **simulate_kwargs: Any,
 ):
-    """The two-phase flow of the CoT loss alone (Format B, no even-pairs regulariser; spec §7
-    "training on the CoT loss alone makes the gradient vanish") from zero (``scale=0``) or from
-    N(0, scale²) entries. The solver is :data:`SOLVER` with atol 1e-16, so that entries of size
+    """The two-phase flow of the CoT loss alone (Format B, no even-pairs regulariser: the
+    paper's remark, per the notes, that training on the CoT loss alone makes the gradient
+    vanish; docs/derivations/regular.md, §Parity by chain of thought) from zero (``scale=0``) or
+    from N(0, scale²) entries. The solver is :data:`SOLVER` with atol 1e-16, so that entries of size
     1e-8 are integrated to rtol; the observables are ``loss``, ``norm`` (‖θ‖) and
     ``accuracy``.
 

@@ -33,9 +33,10 @@ def saturated_max_margin(max_position: int) -> np.ndarray:
 
 
 def saturated_features(data: RegularData) -> np.ndarray:
-    """The attention outputs with saturated attention (spec §4, candidate 3): a positive
-    string's h is its first token E_1^{x_1}, a negative string's h its second token E_2^{x_2}
-    (for L = 2 the query itself); a length-1 string attends to its only token. Shape (N, d)."""
+    """The attention outputs with saturated attention (the saturated target u*_∞ of
+    docs/derivations/regular.md, §Claims and their observables): a positive string's h is its
+    first token E_1^{x_1}, a negative string's h its second token E_2^{x_2} (for L = 2 the query
+    itself); a length-1 string attends to its only token. Shape (N, d)."""
     rows = np.arange(data.n)
     position = np.where((data.y > 0) | (data.lengths < 2), 0, 1)
     return data.X[rows, position]
