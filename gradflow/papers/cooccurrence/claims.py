@@ -14,9 +14,10 @@ paper's, both are reported:
   default) in the Phase-1 ensembles. Four draws to t = 1e8.
 - **assumption**: the theory's data, Assumption 2.3(ii) (every random-token occurrence
   distinct: d = 256), σ0 = 0.3/√(Lm), σ1 = 0.3/√m1. Three draws.
-- **theory scale**: ``s1_mult = 1`` (Condition 1 without its log factors: the spec's
-  prototype), eight draws; and **widths** m = 32 … 2048 with m1 = 2m (the exact reduced flow)
-  for the Θ/Õ statements in m.
+- **theory scale**: ``s1_mult = 1`` (Condition 1 without its log factors: the scale of the
+  independent prototype, ``docs/derivations/cooccurrence.md``, §Reference values of an
+  independent prototype), eight draws; and **widths** m = 32 … 2048 with m1 = 2m (the exact
+  reduced flow) for the Θ/Õ statements in m.
 
 All flows are gradient flows (RK45, rtol 1e-6, atol 1e-9: ``protocol.SOLVER``) computed in
 ``protocol.py``; t = 300 is the paper's 30,000 GD steps at lr 0.01.
@@ -43,7 +44,7 @@ __all__ = ["CLAIMS", "LEDGER", "RUNS"]
 COUNTS = (30, 10, 10, 10)
 L_SEQ, M, M1 = 5, 128, 256
 N = sum(COUNTS)
-SPEC = "spec reading"
+DERIVATION = "docs/derivations/cooccurrence.md"
 
 
 
@@ -752,7 +753,8 @@ def check_gd(gd) -> dict[str, float]:
 PROTOTYPE = {"T1": 0.136, "loss(1)": 3.3e-2, "loss(10)": 2.0e-3, "loss(100)": 1.3e-4,
              "loss(300)": 3.9e-5, "loss(1e4)": 7.6e-7, "loss(1e6)": 6.1e-9, "loss(1e8)": 4.6e-11,
              "‖u‖²(300)": 554.0, "‖u‖²(1e8)": 1253.0, "d(min margin)/d ln t": 1.04}
-"""The spec's prototype at σ0 = 1/√(Lm), σ1 = 1/√m1 (one draw of another implementation;
+"""The independent prototype at σ0 = 1/√(Lm), σ1 = 1/√m1 (one draw of another implementation:
+docs/derivations/cooccurrence.md, §Reference values of an independent prototype;
 T1 ∈ (0.119, 0.153] is taken at its midpoint)."""
 T_975 = 2.365
 """Student-t quantile t_{0.975} with 7 degrees of freedom (8 draws)."""
@@ -961,8 +963,8 @@ CLAIMS = (
                   "u = Wᵀa (m entries instead of m1·m) with the same F(t): full and reduced "
                   "flows from the default draw, θ(30) compared (u = Wᵀa and all attention "
                   "blocks).",
-        source=f"{SPEC}: §1's exact reduction (the paper's neuron correlation "
-               "Σ⟨a_j w_j, a_j' w_j'⟩ = ‖u‖², App. C)",
+        source=f"gradflow's derivation: {DERIVATION}, §The exact reduced flow (the paper's "
+               "neuron correlation Σ⟨a_j w_j, a_j' w_j'⟩ = ‖u‖², App. C)",
         status="reproduced", ledger="C2", uses=("gd",), check=check_reduced,
         expected=Within(high=1e-7, reason=(
             "two integrations (DOP853, rtol 1e-10, atol 1e-12) of the same ODE in different "
@@ -974,7 +976,8 @@ CLAIMS = (
         statement="Any orthonormal token embedding is equivalent to one-hot: rotating the "
                   "data by E and W_Q, W_K, W_V by Eᵀ leaves the loss unchanged (θ(300), "
                   "paper size).",
-        source=f"Def. 2.1 (orthonormal μ_i); {SPEC}: §8.3", status="reproduced",
+        source=f"Def. 2.1 (orthonormal μ_i); {DERIVATION}, §Orthonormal embeddings",
+        status="reproduced",
         ledger="C3", uses=("default",), check=check_rotation,
         expected=Within(high=1e-10, reason=(
             "the rotated and one-hot evaluations differ by rounding in 64-term dot products "
@@ -1155,11 +1158,12 @@ CLAIMS = (
     ),
     Claim(
         id="cooccurrence.kaiming_phase1_end",
-        statement="Under Kaiming-normal init Phase 1 also ends early: the spec's prototype "
+        statement="Under Kaiming-normal init Phase 1 also ends early: the independent prototype "
                   "ends it in t ∈ (0.119, 0.153]; gradflow's twelve Kaiming-normal draws "
                   "span that interval, and the CLI's draw ends it at T1 = 0.2397 (the "
                   "findings' 0.24).",
-        source=f"{SPEC}: §7 (Kaiming-normal reference run)", status="reproduced",
+        source=f"the prototype's Kaiming-normal run: {DERIVATION}, §Reference values of an "
+               "independent prototype", status="reproduced",
         ledger="C34", uses=("kaiming", "phase1_ensembles"), check=check_kaiming_T1,
         expected=Each({
             "T1 of the CLI's draw": Close(0.23971, rtol=1e-4, reason=(
@@ -1687,7 +1691,8 @@ CLAIMS = (
                   "explicit Euler scheme of the flow, within O(lr) of θ(t). At t = 30 (3000 "
                   "of the paper's 30,000 steps, default draw): GD against an rtol-1e-10 "
                   "flow, and the first-order ratio of the errors at lr 0.02 and 0.01.",
-        source=f"App. A; {SPEC}: §7 (GD vs flow)", status="reproduced", ledger="C32",
+        source=f"App. A; the prototype's GD against the flow: {DERIVATION}, §Reference "
+               "values of an independent prototype", status="reproduced", ledger="C32",
         uses=("gd",), check=check_gd,
         expected=Each({
             "relative distance GD(lr 0.01) − flow at t = 30": Within(high=1e-2, reason=(
@@ -1700,14 +1705,15 @@ CLAIMS = (
     ),
     Claim(
         id="cooccurrence.spec_reference_numbers",
-        statement="The spec's prototype (another implementation, one draw at σ0 = 1/√(Lm), "
+        statement="The independent prototype (another implementation, one draw at σ0 = 1/√(Lm), "
                   "σ1 = 1/√m1): T1 ∈ (0.119, 0.153] (taken as 0.136); losses 3.3e-2, 2.0e-3, "
                   "1.3e-4, 3.9e-5, 7.6e-7, 6.1e-9, 4.6e-11 at t = 1, 10, 100, 300, 1e4, 1e6, "
-                  "1e8 (the spec's 'factor 10–13 per decade beyond t ≈ 10' summarises them; "
+                  "1e8 (the prototype's 'factor 10–13 per decade beyond t ≈ 10' summarises them; "
                   "its own 10 → 100 is 15.4); ‖u‖² = 554 at t = 300 and 1253 at 1e8; a min "
-                  "margin ≈ 1.04 ln t (slope over [1e6, 1e8]; the spec does not give its "
-                  "window) — against eight gradflow draws at the same scale.",
-        source=f"{SPEC}: §7 (theory-init reference numbers)", status="reproduced",
+                  "margin ≈ 1.04 ln t (slope over [1e6, 1e8]; the prototype's window is not "
+                  "known) — against eight gradflow draws at the same scale.",
+        source=f"{DERIVATION}, §Reference values of an independent prototype (the "
+               "theory-scale run)", status="reproduced",
         ledger="C33", uses=("theory_scale",), check=check_prototype,
         expected=Each({
             **{f"prototype {key} in units of the 95% prediction half-width": Within(
