@@ -30,6 +30,7 @@ import numpy as np
 
 from gradflow.errors import ArgumentError
 from gradflow.files import write_atomic, write_json
+from gradflow.flow import BUDGET_KEYS
 from gradflow.trajectory import to_jsonable
 
 __all__ = [
@@ -373,16 +374,19 @@ def evaluate(claims: Sequence[Claim], runs: Mapping[str, Callable[[bool], Any]],
 def evaluate_summary(claims: Sequence[Claim], summary: Mapping[str, Any],
                      defaults: Mapping[str, Any]) -> list[Result]:
     """The rows of ``claims`` measured from an experiment's ``summary`` (their
-    :attr:`Claim.from_summary`). A claim asserted at other parameter values than the run's
-    (``claim.config`` over ``defaults``) is not applicable: ``passed`` None, and ``error`` says
-    which values it needs."""
+    :attr:`Claim.from_summary`). A claim is asserted at the experiment's defaults updated with
+    ``claim.config``; on a run with other values (work limits and checkpointing aside) it is
+    not applicable: ``passed`` None, and ``error`` says which values it needs."""
     config = summary.get("config", {})
     results = []
     for claim in claims:
         if claim.from_summary is None:
             continue
         result = Result(claim)
-        wanted = {**{k: defaults[k] for k in claim.config if k in defaults}, **claim.config}
+        # the claim holds at the defaults with its own overrides; work limits and where the
+        # run is checkpointed do not change the flow, every other parameter may
+        wanted = {k: v for k, v in {**defaults, **claim.config}.items()
+                  if k not in (*BUDGET_KEYS, "checkpoint")}
         differ = {k: v for k, v in wanted.items() if to_jsonable(config.get(k)) != to_jsonable(v)}
         if differ:
             result.error = "not applicable: asserted at " + ", ".join(

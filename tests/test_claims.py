@@ -166,7 +166,11 @@ def test_rows_from_a_run_summary_and_parameters_that_do_not_apply():
         Claim("p.c", "c", "Thm 3", "reproduced", check=lambda r: r, expected=Equals(3),
               uses=("run",)),  # no from_summary: not a row of the run
     )
-    summary = {"n": 3, "config": {"init": "tuned", "seed": 0}}
-    rows = evaluate_summary(claims, summary, {"init": "tuned", "seed": 0})
+    summary = {"n": 3, "config": {"init": "tuned", "seed": 0, "max_nfev": 10}}
+    defaults = {"init": "tuned", "seed": 0, "max_nfev": 200_000}
+    rows = evaluate_summary(claims, summary, defaults)
     assert [(r.claim.id, r.passed) for r in rows] == [("p.a", True), ("p.b", None)]
     assert rows[1].error == "not applicable: asserted at init='paper'"
+    other_seed = {**summary, "config": {**summary["config"], "seed": 1}}
+    (row, _) = evaluate_summary(claims, other_seed, defaults)
+    assert row.passed is None and row.error == "not applicable: asserted at seed=0"

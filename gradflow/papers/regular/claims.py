@@ -1127,7 +1127,8 @@ CLAIMS = (
         statement="At t = 1e10: ‖u‖ = 54.035485 and ‖W‖ = 38.120776.",
         source="the prototype's integrator table (all its methods agree to 7 digits): "
                "docs/derivations/regular.md, §Reference values of an independent "
-               "prototype", uses=("ep",), check=check_anchor,
+               "prototype", uses=("ep",), check=check_anchor, experiment="even_pairs",
+        from_summary=lambda summary: [summary["final"]["u_norm"], summary["final"]["W_norm"]],
         expected=Close([54.035485, 38.120776], rtol=1e-7,
                        reason="the prototype quotes 8 digits (rounding ±5e-7) and its own "
                               "integrators agree to 7 (≤ 1e-7 relative): the reference's "

@@ -18,7 +18,7 @@ from gradflow.experiment import (
     solver_options,
     solver_parameters,
 )
-from gradflow.papers.regular import protocol, theory
+from gradflow.papers.regular import claims, protocol, theory
 from gradflow.papers.regular.data import even_pairs, parity_cot
 from gradflow.papers.regular.model import RegularTransformer
 from gradflow.trajectory import to_jsonable
@@ -243,6 +243,7 @@ EVEN_PAIRS = Experiment(
     parameters=EP_PARAMETERS, objective=_objective(lambda c: even_pairs(c["L_max"])),
     train=train_even_pairs, summarize=_summarize("even_pairs"),
     draw="gradflow.papers.regular.figures", report=_report, checks=_check,
+    claims=tuple(c for c in claims.CLAIMS if c.experiment == "even_pairs"),
 )
 
 PARITY_COT = Experiment(
