@@ -340,7 +340,8 @@ CLAIMS = (
                   "E hhᵀ = ΛΓ, E hwᵀ = Λ) equals Monte Carlo (d = 3, N = 6): the full layer's "
                   "mean loss on 2e5 prompts at the init, and at three random states the mean "
                   "over 2e5 sampled X of the loss with w and x_q integrated out (largest |z|).",
-        source="§5 (population loss of the reduced parametrisation); spec reading §(d)4",
+        source="§5 (population loss of the reduced parametrisation); gradflow's reading: "
+               "docs/derivations/linear_icl.md, §Reduced population flow",
         status="reproduced", ledger="Z1", check=_loss_monte_carlo,
         expected=Within(high=4.0, reason="Monte-Carlo error: a mean of 2e5 i.i.d. terms of "
                         "kurtosis ≤ 100 is Gaussian to within the CLT and its standard error is "
@@ -419,7 +420,8 @@ CLAIMS = (
                   "antithetic in w, d = 3, N = 8, to t = 100) every entry off the invariant "
                   "manifold (W^{PV} other than its corner, W^{KQ} outside its d×d block) stays "
                   "0: largest absolute value.",
-        source="§5 (the invariant manifold of the initialisation); spec reading §(d)5",
+        source="§5 (the invariant manifold of the initialisation); gradflow's reading: "
+               "docs/derivations/linear_icl.md, §Full-parameter model",
         status="reproduced", ledger="Z8", uses=("sample_flow",), check=_off_manifold,
         expected=Within(high=1e-10, reason="their gradient vanishes identically on the "
                         "manifold (the w → −w pairs cancel up to rounding, 1e-16 relative), so "
@@ -441,10 +443,11 @@ CLAIMS = (
                   "the PL bound: per decade of 1/σ it grows by log(10)/‖Λ²‖_F, the escape rate "
                   "of the flow linearised at 0 (growth from σ = 1e-3 to 1e-4 over that "
                   "prediction, d = 3 and 5; the times for σ = 0.3 … 1e-4 are 11.8 … 16.3 (d = 3) "
-                  "and 16.8 … 18.2 (d = 5), the spec's draws gave 15–20, and 1/σ² would "
+                  "and 16.8 … 18.2 (d = 5), the prototype's draws gave 15–20, and 1/σ² would "
                   "multiply them by 1e2 per decade).",
-        source="Theorem 4.1 (its time bound, through the PL constant μ ∝ σ²); spec reading "
-               "§(d)8 (time ∝ log(1/σ))",
+        source="Theorem 4.1 (its time bound, through the PL constant μ ∝ σ²); "
+               "docs/derivations/linear_icl.md, §Reference values of an independent "
+               "prototype (time ∝ log(1/σ))",
         status="reproduced", ledger="Z10", uses=("inits_d3", "inits_d5"), check=_sigma_law,
         expected=Close(1.0, rtol=0.01, reason="T(σ) = T₀ + log(1/σ)/‖Λ²‖_F + cσ + O(σ²): the "
                        "components of U(0) orthogonal to Λ² (size σ, neutral in the "
@@ -498,7 +501,8 @@ CLAIMS = (
                   "prediction is off by the factor c² (ŷ is cubic in x, the target linear): the "
                   "least-squares slope of ŷ on y_q at c ∈ {0.5, 2, 3} over c² times the slope "
                   "at c = 1, on the same 2000 prompts, through the full layer.",
-        source="§4 (covariate shift); spec reading §(d)6", status="reproduced",
+        source="§4 (covariate shift); gradflow's reading: docs/derivations/linear_icl.md, "
+               "§Readings of the paper", status="reproduced",
         ledger="Z12", uses=("reduced_d3",), check=_covariate_scaling,
         expected=Close(1.0, rtol=1e-12, reason="on the same prompts the identity is exact "
                        "(the layer is homogeneous of degree 3 in the covariates): only rounding "
@@ -511,7 +515,8 @@ CLAIMS = (
                   "(0.263 at N = 10, 0.3324 at N = 1000), so the prediction shrinks to about ⅓ "
                   "of ⟨Λw, x_q⟩; largest relative error of the diagonal of uU and largest "
                   "off-diagonal entry, at t = 200.",
-        source="Theorem 4.5; spec reading §(d)6 (Exp(1) eigenvalues)", status="reproduced",
+        source="Theorem 4.5; gradflow's reading: docs/derivations/linear_icl.md, §Readings of "
+               "the paper (Exp(1) eigenvalues)", status="reproduced",
         ledger="Z13", uses=("mixture",),
         check=lambda mix: max(max(v["relative_error"], v["off_diagonal"])
                               for v in _random_covariance(mix).values()),
@@ -527,7 +532,8 @@ CLAIMS = (
                   "converges to its sample's own least-squares minimiser on the manifold, not to "
                   "Γ⁻¹ (relative distance of the flow's uU from the minimiser computed by "
                   "lstsq; that minimiser is 30% from Γ⁻¹).",
-        source="spec reading: §(d)8 (the full-parameter flow on an antithetic sample)",
+        source="docs/derivations/linear_icl.md, §Readings of the paper (the full-parameter "
+               "flow on an antithetic sample)",
         status="reproduced", ledger="Z14", uses=("sample_flow",), check=_monte_carlo_limit,
         expected=Within(high=1e-8, reason="the limit-error argument of "
                         "linear_icl.thm4_1_limit (neutral direction fixed by the balance, "
@@ -535,11 +541,12 @@ CLAIMS = (
     ),
     Claim(
         id="linear_icl.monte_carlo_bias",
-        statement="The Monte-Carlo flow's bias is the least-squares sampling error (the spec's "
-                  "run: 11% off Γ⁻¹ at B = 4000): over 20 samples of B = 4000 the mean of "
-                  "‖M̂ − Γ⁻¹‖_F² matches the sandwich prediction tr C (z-score; relative RMS "
-                  "distance 10% here).",
-        source="spec reading: §(d)8 (B = 4000: the limit missed Γ⁻¹ by 11%)",
+        statement="The Monte-Carlo flow's bias is the least-squares sampling error (the "
+                  "prototype's run: 11% off Γ⁻¹ at B = 4000): over 20 samples of B = 4000 the "
+                  "mean of ‖M̂ − Γ⁻¹‖_F² matches the sandwich prediction tr C (z-score; "
+                  "relative RMS distance 10% here).",
+        source="docs/derivations/linear_icl.md, §Reference values of an independent prototype "
+               "(B = 4000: the limit missed Γ⁻¹ by 11%)",
         status="reproduced", ledger="Z14", uses=("sampling_errors",), check=_monte_carlo_bias,
         expected=Within(low=-4.0, high=4.0, reason="the mean of 20 quadratic forms of a nearly "
                         "Gaussian error (CLT over 2000 antithetic pairs) has mean tr C and "
@@ -549,10 +556,11 @@ CLAIMS = (
     ),
     Claim(
         id="linear_icl.monte_carlo_bias_size",
-        statement="The size of that bias at the spec's B = 4000: the relative RMS distance of "
+        statement="The size of that bias at the prototype's B = 4000: the relative RMS distance of "
                   "the sample minimisers from Γ⁻¹ over 20 samples against the sandwich's "
-                  "√(tr C)/‖Γ⁻¹‖_F (both about 10%; the spec's single run: 11%).",
-        source="spec reading: §(d)8 (B = 4000: 11%)", status="reproduced", ledger="Z14",
+                  "√(tr C)/‖Γ⁻¹‖_F (both about 10%; the prototype's single run: 11%).",
+        source="docs/derivations/linear_icl.md, §Reference values of an independent prototype "
+               "(B = 4000: 11%)", status="reproduced", ledger="Z14",
         uses=("sampling_errors",),
         check=lambda e: _relative_rms_bias(e) / (np.sqrt(np.trace(e["covariance"]))
                                                  / np.linalg.norm(np.linalg.inv(e["task"].Gamma))),

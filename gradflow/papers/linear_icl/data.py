@@ -140,7 +140,8 @@ class LinearICLMixtureTask:
 
 
 def exponential_spectrum_task(d: int, N: int) -> LinearICLMixtureTask:
-    """Λ = diag(λ_1, …, λ_d) with λ_i iid Exp(1) (spec §(d)6, Theorem 4.5's example), as an
+    """Λ = diag(λ_1, …, λ_d) with λ_i iid Exp(1) (Theorem 4.5's example as gradflow reads it:
+    ``docs/derivations/linear_icl.md``, §Readings of the paper), as an
     exact finite mixture.
 
     The reduced population loss and its gradient are polynomials of degree ≤ 3 in each λ_i

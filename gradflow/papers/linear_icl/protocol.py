@@ -1,7 +1,8 @@
 """The training procedure of Zhang, Frei, Bartlett (JMLR 2024): gradient flow on the exact
 population loss in the reduced coordinates (U, u) of their Lemma 5.2, from Assumption 3.3's
 initialisation; the same flow when the covariance is random (Theorem 4.5); and the
-full-parameter flow on a fixed Monte-Carlo sample of prompts (spec §(d)5, §(d)8)."""
+full-parameter flow on a fixed Monte-Carlo sample of prompts (``docs/derivations/linear_icl.md``,
+§Full-parameter model, §Readings of the paper)."""
 
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ def reduced_flow(task: LinearICLTask, T: float, *, rng: Any = None, sigma: float
 def time_to_optimum(task: LinearICLTask, sigma: float, T: float = 200.0, *, rng: Any = None,
                     level: float = 1e-8, progress: bool = False, **solver: Any) -> Trajectory:
     """:func:`reduced_flow` from init scale ``sigma``, with the event ``"converged"``: the
-    first time the excess loss L − L* falls below ``level``·L* (spec §(d)8's convergence
-    time), located by the solver's dense output."""
+    first time the excess loss L − L* falls below ``level``·L* (the convergence time of
+    the independent prototype, ``docs/derivations/linear_icl.md``, §Reference values of an
+    independent prototype), located by the solver's dense output."""
     model = LinearICLReduced(task.d)
     objective = model.objective(task)
     L_star = optimal_loss(task)

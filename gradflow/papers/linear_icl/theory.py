@@ -80,8 +80,9 @@ def cor4_3_bound(task: LinearICLTask, M: float) -> float:
 def escape_rate(task: LinearICLTask) -> float:
     """‖Λ²‖_F, the growth rate of the reduced flow linearised at (U, u) = 0 (U̇ = uΛ²,
     u̇ = ⟨Λ², U⟩): from an init of scale σ the flow needs log(1/σ)/‖Λ²‖_F + O(1) to leave the
-    origin, so the time to a fixed loss grows like log(1/σ) (spec §(d)8), not like the 1/σ²
-    of the PL bound."""
+    origin, so the time to a fixed loss grows like log(1/σ), not like the 1/σ² of the PL bound
+    (so the independent prototype found: ``docs/derivations/linear_icl.md``, §Reference values
+    of an independent prototype)."""
     return float(np.linalg.norm(task.Lambda @ task.Lambda))
 
 
