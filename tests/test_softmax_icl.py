@@ -63,7 +63,7 @@ def test_balanced_scalar_flow_equals_the_full_enumeration():
 
 
 def test_imbalanced_stagewise_convergence_and_rare_logit_rise():
-    """p = (.55, .15, .15, .15), N = 24 (the ledger checks the spec's N = 40): the dominant
+    """p = (.55, .15, .15, .15), N = 24 (the ledger checks the prototype's N = 40): the dominant
     query converges first; for a rare query the dominant off-target logit falls monotonically
     while a rare off-target logit first rises, then falls below 0. (The sign rule at S = 0 is
     the ledger's softmax_icl.sign_rule_* claims, against the model's gradient.)"""

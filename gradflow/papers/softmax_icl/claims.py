@@ -2,10 +2,14 @@
 transformers": one softmax attention layer on a dictionary of K orthonormal features, trained by
 gradient flow on the exact population loss from Q = 0.
 
-The paper's body could not be read (spec §(a): model and data pinned down, theorem constants and
-phase definitions not), so the sharp numbers below are the spec's readings and its prototype's
-measurements; where a number is derived here (the K log K term of Phase I, the 1/t tail of Phase
-II, the sign rule at finite N, the floors) the derivation is in the theory module's docstrings.
+The paper's body could not be read (its model and data are pinned down by its readable sources,
+its theorem constants and phase definitions are not), so the sources below name the paper's
+statement where its readable sources settle it, and otherwise the section of
+``docs/derivations/softmax_icl.md`` that holds gradflow's reading (§Readings of the paper,
+§Modelling choices, the derivations) or the numbers of an implementation independent of
+gradflow (§Reference values of an independent prototype); where a number is derived here (the
+K log K term of Phase I, the 1/t tail of Phase II, the sign rule at finite N, the floors) the
+derivation is in the theory module's docstrings.
 The runs: the balanced scalar flow for K = 4 … 1024 (N = 20K), the imbalanced enumeration
 p = (.55, .15, .15, .15), N = 40 to t = 1e6, and the query-inside-the-softmax flow.
 """
@@ -46,8 +50,9 @@ def _balanced(progress: bool) -> dict[int, Any]:
 
 
 def _imbalanced(progress: bool) -> dict[str, Any]:
-    """p = (.55, .15, .15, .15), N = 40, from S = 0 to t = 1e6 (the spec's example), with the
-    event ``rare_peak``: the rare off-target logit B_{2,3} = s_{3,2} stops rising."""
+    """p = (.55, .15, .15, .15), N = 40, from S = 0 to t = 1e6 (the independent prototype's
+    example), with the event ``rare_peak``: the rare off-target logit B_{2,3} = s_{3,2} stops
+    rising."""
     task = make_task(4, 40, IMBALANCED_P)
     model = FeatureICL(4)
     objective = model.objective(task)
@@ -229,9 +234,9 @@ def _limit_over_floor(run: dict[str, Any]) -> list[float]:
 
 
 def _markers(run: dict[str, Any]) -> list[float]:
-    """The spec's candidate phase markers of the rare query: t_p (B_{2,3} peaks), t_h
-    (α_2 = ½), t_a (L_2 within 2× of its infimum, interpolated on the log grid): [t_h/t_p,
-    t_a/t_h]."""
+    """The candidate phase markers of the rare query (docs/derivations/softmax_icl.md,
+    §Readings of the paper): t_p (B_{2,3} peaks), t_h (α_2 = ½), t_a (L_2 within 2× of its
+    infimum, interpolated on the log grid): [t_h/t_p, t_a/t_h]."""
     traj, N = run["traj"], run["task"].N
     t_p = float(traj.events["rare_peak"][0])
     t_h = float(traj.events["alpha_1_0.5"][0])
@@ -328,7 +333,8 @@ def _figure_sign(cases: list[dict[str, Any]], path):
 
 # ----------------------------------------------------------------------------------- claims
 
-_SPEC_DIGITS = ("the spec quotes its prototype (an independent implementation) to these "
+_SPEC_DIGITS = ("the independent prototype's value (docs/derivations/softmax_icl.md, "
+                "§Reference values of an independent prototype) is quoted to these "
                 "significant digits; the flow's value is rounded to the same digits")
 
 CLAIMS = (
@@ -337,7 +343,8 @@ CLAIMS = (
         statement="The population loss is an exact finite sum over count vectors: it equals the "
                   "mean loss of 1e5 sampled prompts (K = 3, N = 6, p = (.5, .3, .2), random S): "
                   "|z|.",
-        source="§2 (data model and loss); spec reading §(a)3", status="reproduced",
+        source="§2 (data model and loss); gradflow's reading: docs/derivations/softmax_icl.md, "
+               "§Exact population loss", status="reproduced",
         ledger="H1", check=_monte_carlo_loss,
         expected=Within(high=4.0, reason="Monte-Carlo error of 1e5 i.i.d. losses in [0, 1] "
                         "(CLT); |z| > 4 has probability 6e-5"),
@@ -347,7 +354,7 @@ CLAIMS = (
         statement="The closed-form gradient of the enumeration (query in or out of the softmax, "
                   "exact or mean-field counts) and of the balanced scalar flow is exact: largest "
                   "complex-step error.",
-        source="spec reading §(a)4 (the gradient of the population loss)",
+        source="docs/derivations/softmax_icl.md, §Gradient (the gradient of the population loss)",
         status="reproduced", ledger="H2", check=_gradient,
         expected=Within(high=1e-10, reason="the complex step (h = 1e-30) has no truncation "
                         "error: only rounding, ~1e-14 relative"),
@@ -358,7 +365,8 @@ CLAIMS = (
                   "in ambient coordinates (d = 5 > K = 3, random orthonormal V and Q) equals "
                   "V (∂L/∂S) Vᵀ, and its part outside span(V) ⊗ span(V) vanishes (both "
                   "relative).",
-        source="spec reading §(a)5 (Q outside span(V) ⊗ span(V) has zero gradient)",
+        source="docs/derivations/softmax_icl.md, §Gradient (Q outside span(V) ⊗ span(V) has zero "
+               "gradient)",
         status="reproduced", ledger="H3", check=_ambient_gradient,
         expected=Within(high=1e-12, reason="two implementations of one sum (per prompt in R^d "
                         "against the moment form in feature coordinates): rounding over 84 "
@@ -368,7 +376,8 @@ CLAIMS = (
         id="softmax_icl.column_sums",
         statement="The column sums of S are conserved (0 from S = 0): largest |Σ_n s_nk| along "
                   "the imbalanced flow to t = 1e6.",
-        source="spec reading §(a)5 (softmax shift invariance)", status="reproduced",
+        source="docs/derivations/softmax_icl.md, §Gradient (softmax shift invariance)",
+        status="reproduced",
         ledger="H4", uses=("imbalanced",),
         check=lambda r: float(np.abs(r["traj"].observables["column_sums"]).max()),
         expected=Within(high=1e-11, reason="each column of the gradient sums to 0 up to "
@@ -381,7 +390,8 @@ CLAIMS = (
         id="softmax_icl.balanced_scalar_flow",
         statement="The balanced O(N) scalar ODE equals the full enumeration (K = 4, N = 24): "
                   "largest |difference| of A and of the loss at t = 13, 36, 97, 500.",
-        source="spec reading §(a)5 (the balanced symmetry s_nk = −A/(K − 1))",
+        source="docs/derivations/softmax_icl.md, §The balanced scalar flow (`BalancedICL`) (the "
+               "balanced symmetry s_nk = −A/(K − 1))",
         status="reproduced", ledger="H5", uses=("enumeration_vs_scalar",),
         check=_scalar_vs_full,
         expected=Within(high=1e-9, reason="two integrations at rtol 1e-11, atol 1e-13 of one "
@@ -392,7 +402,8 @@ CLAIMS = (
         id="softmax_icl.loss_floor",
         statement="L_k ≥ ½(1 − p_k)^N (a prompt without feature k gives a_k = 0): the smallest "
                   "L_k(t)/floor_k over the record times and queries of the imbalanced flow.",
-        source="spec reading §(a)5 (the irreducible floor)", status="reproduced",
+        source="docs/derivations/softmax_icl.md, §Exact population loss (the irreducible floor)",
+        status="reproduced",
         ledger="H6", uses=("imbalanced",), check=_floor_ratio,
         expected=Within(low=1.0, reason="a lower bound: ℓ_k ≥ ½ whenever c_k = 0; no "
                         "tolerance is needed (the smallest ratio, 1.36, is not at the edge)"),
@@ -405,7 +416,8 @@ CLAIMS = (
                   "(4/(K − 1))(1 − 2(Ψ/Φ)r) (derived). Measured, K = 4 … 64: α(0)·K, then that "
                   "growth between t = 7.9e6 and 1e7 over the derived rate. A sigmoid with an "
                   "exponential tail would give a ratio of ~e^{ct}, not 1.",
-        source="Theorem (balanced features: two phases); spec reading §(a)6",
+        source="Theorem (balanced features: two phases); gradflow's reading: "
+               "docs/derivations/softmax_icl.md, §Readings of the paper",
         status="reproduced", ledger="H7", uses=("balanced",), check=_two_phases,
         expected=Close(1.0, rtol=1e-4, reason="α(0) = 1/K exactly (E[c_k]/N at S = 0, "
                        "rounding only); the rate is expanded to first order in r = e^{B−A}: the "
@@ -419,10 +431,11 @@ CLAIMS = (
                   "O(K) (derived: the escape of u = e^{A−B}/K from 1/K). Measured: "
                   "(T/K² − 1)·K/log K for K = 4 … 1024 (N = 20K) lies between 0 and the "
                   "derived coefficient 3.15 and approaches it (3.08 at K = 1024). T/K² = 1.12, "
-                  "1.46, 1.42, 1.30, 1.19 for K = 4 … 64 (the spec's prototype: 1.2–1.5·K²; "
+                  "1.46, 1.42, 1.30, 1.19 for K = 4 … 64 (the independent prototype: 1.2–1.5·K²; "
                   "the review: 'quadratic in K').",
         source="Theorem (balanced features: convergence time, quadratic in K per the "
-               "reviews); spec reading §(a)6 (1.2–1.5·K²)",
+               "reviews); docs/derivations/softmax_icl.md, §Reference values of an independent "
+               "prototype (1.2–1.5·K²)",
         status="reproduced", ledger="H8", uses=("balanced",), check=_phase1,
         expected=Within(low=0.0, high=3.15, reason="the derived expansion: T/K² − 1 = "
                         "3(1 + K/N) log K/K + c/K, and the remainder c is negative (the (K − 1) "
@@ -432,11 +445,12 @@ CLAIMS = (
     ),
     Claim(
         id="softmax_icl.phase2_tail",
-        statement="The extra time from L = 1e-3 to 1e-4 is (0.18–0.23)·K/ε (spec): measured "
-                  "0.176, 0.206, 0.221, 0.229, 0.232 for K = 4 … 64; against the derived "
+        statement="The extra time from L = 1e-3 to 1e-4 is (0.18–0.23)·K/ε (the prototype): "
+                  "measured 0.176, 0.206, 0.221, 0.229, 0.232 for K = 4 … 64; against the derived "
                   "Δt = ((K − 1)/4)[(1/ε − 1/ε₀) + 4(Ψ/Φ)√(2/Φ)(ε^{−½} − ε₀^{−½})] (leading "
                   "term 0.225(K − 1)/K·K/ε), as a ratio.",
-        source="spec reading §(a)6 (T(ε) ≈ c₁K² + c₂K/ε)", status="reproduced",
+        source="docs/derivations/softmax_icl.md, §Reference values of an independent prototype "
+               "(T(ε) ≈ c₁K² + c₂K/ε)", status="reproduced",
         ledger="H9", uses=("balanced",), check=_phase2_time,
         expected=Close(1.0, rtol=0.005, reason="the expansion's next order, (2Ψr/Φ)² ≤ 0.01 at "
                        "L = 1e-3 and ∝ L below, weighted by 1/L² over the window, is ≈ 0.15%; "
@@ -447,7 +461,9 @@ CLAIMS = (
         statement="Imbalanced features converge stage-wise: at t = 40 the dominant query's "
                   "L_1 = 1.4e-2 while an under-represented query has L_2 = 0.21 (p = (.55, .15, "
                   ".15, .15), N = 40; to two significant digits).",
-        source="Theorem (imbalanced features: stage-wise convergence); spec reading §(a)6",
+        source="Theorem (imbalanced features: stage-wise convergence); "
+               "docs/derivations/softmax_icl.md, §Readings of the paper, §Reference values of "
+               "an independent prototype (the imbalanced example)",
         status="reproduced", ledger="H10", uses=("imbalanced",),
         check=lambda r: [_significant(x, 2) for x in _losses_at(r, 40.0)[:2]],
         expected=Equals([0.014, 0.21], reason=_SPEC_DIGITS),
@@ -456,26 +472,28 @@ CLAIMS = (
         id="softmax_icl.rare_query_140",
         statement="The under-represented query's L_2 = 2.8e-2 at t ≈ 140 (two significant "
                   "digits, at t = 140).",
-        source="spec reading §(a)6 (the imbalanced example)", status="reproduced",
+        source="docs/derivations/softmax_icl.md, §Reference values of an independent prototype "
+               "(the imbalanced example)", status="reproduced",
         ledger="H11", uses=("imbalanced",),
         check=lambda r: _significant(_losses_at(r, 140.0)[1], 2),
         expected=Equals(0.028, reason=_SPEC_DIGITS),
     ),
     Claim(
         id="softmax_icl.rare_query_limit",
-        statement="L_2 approaches its floor ½(1 − p_2)^N = 7.5e-4 late (spec). Measured: L_2 "
-                  "and the logit gap B_{2,1} − B_{2,3}, extrapolated to t = ∞ from t = 2.5e5 "
-                  "and 1e6, over the infimum of L_2 (1.358·floor = 1.02e-3) and its minimiser "
-                  "(−1.295), computed by a direct search over the logits.",
-        source="spec reading §(a)6 (L_2 approaches its floor of 7.5e-4 late)",
+        statement="L_2 approaches its floor ½(1 − p_2)^N = 7.5e-4 late (the prototype). "
+                  "Measured: L_2 and the logit gap B_{2,1} − B_{2,3}, extrapolated to t = ∞ "
+                  "from t = 2.5e5 and 1e6, over the infimum of L_2 (1.358·floor = 1.02e-3) and "
+                  "its minimiser (−1.295), computed by a direct search over the logits.",
+        source="docs/derivations/softmax_icl.md, §Reference values of an independent prototype "
+               "(L_2 approaches its floor of 7.5e-4 late)",
         status="discrepancy", ledger="H11", uses=("imbalanced",), check=_limit_over_floor,
         expected=Close(1.0, rtol=1e-3, reason="pins the flow's limit: the transient is "
                        "close to 1/t (its decrements over [T/16, T/4] and [T/4, T] are in ratio "
                        "4.11, not 4), so the 1/t Richardson step leaves ≲ 3% of the 0.13% excess "
                        "at 1e6, ~4e-5; the infimum's search is exact to 1e-10"),
-        note="The spec reads L_2 as approaching its floor ½(1 − p_2)^N = 7.5e-4; the flow's L_2 "
-             "converges to 1.358× that floor (1.02e-3), the infimum when prompts without "
-             "feature 2 must still attend to off-target features.",
+        note="The prototype reads L_2 as approaching its floor ½(1 − p_2)^N = 7.5e-4; the "
+             "flow's L_2 converges to 1.358× that floor (1.02e-3), the infimum when prompts "
+             "without feature 2 must still attend to off-target features.",
         discussion=(
             "Evidence: the exact enumeration to t = 1e6; L_2/floor is 2.19 at t = 2.5e3, 1.54 "
             "at 1e4, 1.368 at 1.6e5 and 1.360 at 6.3e5, the excess over 1.358 shrinking like "
@@ -483,8 +501,8 @@ CLAIMS = (
             "minimiser of E[Σ a_n² | c_2 = 0] found by a separate search over the one free "
             "logit. The floor is a valid lower bound (softmax_icl.loss_floor), but it is not "
             "attained: when c_2 = 0 the prompt's attention sums to 1 over the other features "
-            "and costs ½(1 + Σ a_n²) ≥ ½(1 + 1/3), not ½. This contradicts only the spec's "
-            "wording; the paper's near-zero error for under-represented features needs "
+            "and costs ½(1 + Σ a_n²) ≥ ½(1 + 1/3), not ½. This contradicts only the "
+            "prototype's wording; the paper's near-zero error for under-represented features needs "
             "N ≫ K, where (1 − p_k)^N is negligible either way. Nothing further is needed to "
             "settle it: the infimum is computed exactly."),
         figure=_figure_floor,
@@ -493,7 +511,8 @@ CLAIMS = (
         id="softmax_icl.dominant_offtarget_falls",
         statement="For a rare query the dominant off-target logit B_{2,1} falls monotonically: "
                   "the largest increase between record times.",
-        source="spec reading §(a)6 (B_{k,1} falls monotonically)", status="reproduced",
+        source="docs/derivations/softmax_icl.md, §Reference values of an independent prototype "
+               "(B_{k,1} falls monotonically)", status="reproduced",
         ledger="H12", uses=("imbalanced",),
         check=lambda r: float(np.diff(r["traj"].observables["S"][:, 0, 1]).max()),
         expected=Within(high=1e-12, reason="a strict decrease leaves every difference "
@@ -504,7 +523,8 @@ CLAIMS = (
         statement="A rare off-target logit B_{2,3} first rises (+0.003 by t ≈ 3), then falls "
                   "(−0.13 by t ≈ 40): its values at t = 3 and 40, to one and two significant "
                   "digits (it peaks at +0.0031 at t = 4.7, event rare_peak).",
-        source="spec reading §(a)6 (B_{k,other} rises, then falls)", status="reproduced",
+        source="docs/derivations/softmax_icl.md, §Reference values of an independent prototype "
+               "(B_{k,other} rises, then falls)", status="reproduced",
         ledger="H13", uses=("imbalanced",),
         check=lambda r: [_significant(r["traj"].observables["S"][_at(r["traj"], 3.0), 2, 1], 1),
                          _significant(r["traj"].observables["S"][_at(r["traj"], 40.0), 2, 1],
@@ -513,11 +533,13 @@ CLAIMS = (
     ),
     Claim(
         id="softmax_icl.sign_rule_mean_field",
-        statement="At S = 0 the off-target logit s_nk rises iff p_n < Σ_m p_m² − p_k (the spec's "
-                  "rule): exact in the mean field (c = Np) — the model's −∂L/∂s_nk against "
-                  "p_k·p_n(Σp² − p_n − p_k) for 12 Dirichlet priors (K = 4), all n ≠ k "
+        statement="At S = 0 the off-target logit s_nk rises iff p_n < Σ_m p_m² − p_k (the "
+                  "prototype's rule): exact in the mean field (c = Np) — the model's −∂L/∂s_nk "
+                  "against p_k·p_n(Σp² − p_n − p_k) for 12 Dirichlet priors (K = 4), all n ≠ k "
                   "(largest difference over the case's largest drift).",
-        source="spec reading §(a)6 (the sign at S = 0)", status="reproduced", ledger="H14",
+        source="docs/derivations/softmax_icl.md, §The two phases, the floors and the sign rule "
+               "(the claims ledger) (the sign at S = 0, mean field)", status="reproduced",
+        ledger="H14",
         uses=("sign_cases",), check=lambda cases: _sign_relative(cases, mean_field=True),
         expected=Within(high=1e-12, reason="the same quantity by two routes (the model's "
                         "moment-form gradient; the closed form): rounding only, ~1e-16"),
@@ -528,7 +550,8 @@ CLAIMS = (
                   "E[a_n²] − E[a_n a_k] from the multinomial moments (derived): the model's "
                   "−∂L/∂s_nk against it for the 12 priors × N ∈ {8, 16, 24, 40}, all n ≠ k "
                   "(largest difference over the case's largest drift).",
-        source="spec reading §(a)6 (the sign at S = 0), at finite N", status="reproduced",
+        source="docs/derivations/softmax_icl.md, §The two phases, the floors and the sign rule "
+               "(the claims ledger) (the sign at S = 0, at finite N)", status="reproduced",
         ledger="H14", uses=("sign_cases",),
         check=lambda cases: _sign_relative(cases, mean_field=False),
         expected=Within(high=1e-12, reason="an enumeration over up to 12,341 count vectors "
@@ -536,14 +559,15 @@ CLAIMS = (
     ),
     Claim(
         id="softmax_icl.sign_rule_counts",
-        statement="The spec's rule p_n < Σp² − p_k for the exact flow (multinomial counts): "
+        statement="The prototype's rule p_n < Σp² − p_k for the exact flow (multinomial counts): "
                   "[cases, cases where it gives the wrong sign] over the 12 priors × 4 N × 12 "
                   "pairs.",
-        source="spec reading §(a)6 (the sign at S = 0)", status="discrepancy", ledger="H14",
+        source="docs/derivations/softmax_icl.md, §Reference values of an independent prototype "
+               "(the prototype's sign rule)", status="discrepancy", ledger="H14",
         uses=("sign_cases",), check=_sign_errors,
         expected=Equals([576, 8], reason="counts of a deterministic computation; each "
                         "misclassified drift is far from rounding (≥ 1e-5 against 1e-16)"),
-        note="The spec states the sign rule p_n < Σp² − p_k for the flow at S = 0; with the "
+        note="The prototype states the sign rule p_n < Σp² − p_k for the flow at S = 0; with the "
              "exact multinomial counts it gives the wrong sign in 8 of 576 cases (N = 8–40): "
              "each time the rule predicts a small rise and the O(1/N) terms of the exact drift "
              "make it a fall.",
@@ -556,23 +580,24 @@ CLAIMS = (
             "smaller than that (negative) correction — 5 of the 8 at N = 8, one pair at every "
             "N, each with a mean-field drift below 7% of the largest (the review counted 15 "
             "of 432 on another set). For the "
-            "spec's example p = (.55, .15, .15, .15) the rule holds (0.15 < 0.22 for the rare "
-            "off-targets, not for the dominant one), and the rise-then-fall it predicts is "
+            "prototype's example p = (.55, .15, .15, .15) the rule holds (0.15 < 0.22 for the "
+            "rare off-targets, not for the dominant one), and the rise-then-fall it predicts is "
             "reproduced (softmax_icl.rare_offtarget_rise_fall). This contradicts only the "
-            "spec's unqualified reading; the paper's analysis uses concentration of the counts "
-            "(N ≫ K), i.e. the mean field, where the rule is exact. Settled: the exact finite-N "
-            "rule is D > 0 with D as above."),
+            "prototype's unqualified reading (docs/derivations/softmax_icl.md, §Reference "
+            "values of an independent prototype); the paper's analysis uses concentration of "
+            "the counts (N ≫ K), i.e. the mean field, where the rule is exact. Settled: the "
+            "exact finite-N rule is D > 0 with D as above."),
         figure=_figure_sign,
     ),
     Claim(
         id="softmax_icl.four_phases",
         statement="Under-represented queries converge through four phases (the paper's "
-                  "definitions could not be read; the spec's candidate markers): B_{2,1} falls "
+                  "definitions could not be read; gradflow's candidate markers): B_{2,1} falls "
                   "from t = 0, B_{2,3} peaks at t_p, α_2 = ½ at t_h, and L_2 enters its "
                   "asymptotic regime (within 2× of its infimum) at t_a — in this order: "
                   "[t_h/t_p, t_a/t_h].",
-        source="Theorem (imbalanced features: four phases); spec reading §(a)6 (candidate "
-               "markers)",
+        source="Theorem (imbalanced features: four phases); docs/derivations/softmax_icl.md, "
+               "§Readings of the paper (candidate markers)",
         status="reproduced", ledger="H15", uses=("imbalanced",), check=_markers,
         expected=Within(low=1.0, reason="the claim is an order of events; each time is an "
                         "event or a log-grid interpolation (t_a, 10 points per decade: "
@@ -584,7 +609,8 @@ CLAIMS = (
                   "which leaves an O((K/N)²) error: the balanced flow (K = 3, N = 30) converges "
                   "to Σ_k p_k ½E[(c_k + 1)^{−2}] = 5.05e-3 ≈ ½(K/N)² (= 5.0e-3): L(∞) "
                   "extrapolated from t = 1e6 and 1e7 over that binomial sum.",
-        source="spec reading §(a)9.1 (the query inside the softmax)", status="reproduced",
+        source="docs/derivations/softmax_icl.md, §Modelling choices (the query inside the "
+               "softmax)", status="reproduced",
         ledger="H16", uses=("include_query",), check=_include_query_floor,
         expected=Close(1.0, rtol=1e-5, reason="the excess L − L(∞) decays like 1/t (measured: "
                        "t·excess = 1.9959 and 1.9995 at 1e6 and 1e7), so extrapolating with 1/t "

@@ -102,8 +102,9 @@ def offtarget_drift(p, N: int | None, n: int, k: int) -> float:
     """At S = 0 the off-target logit s_nk (n ≠ k) moves at ṡ_nk = p_k·D with
     D = E[a_n Σ_m a_m²] − E[a_n²] − E[a_n a_k], a = c/N, c ~ Mult(N, p): it rises iff D > 0.
 
-    ``N=None``: the mean field a = p, D = p_n(Σ p² − p_n − p_k) (the rule p_n < Σp² − p_k of
-    spec §(a)6). Otherwise the exact multinomial moments (factorial moments N^{(r)}):
+    ``N=None``: the mean field a = p, D = p_n(Σ p² − p_n − p_k) (the independent prototype's rule
+    p_n < Σp² − p_k, ``docs/derivations/softmax_icl.md``, §Reference values of an independent
+    prototype). Otherwise the exact multinomial moments (factorial moments N^{(r)}):
     E c_n c_m² = N^{(3)}p_n p_m² + N^{(2)}p_n p_m (m ≠ n), E c_n³ = N^{(3)}p_n³ + 3N^{(2)}p_n² +
     N p_n, E c_n² = N^{(2)}p_n² + N p_n, E c_n c_k = N^{(2)}p_n p_k."""
     p = np.asarray(p, dtype=float)
@@ -125,7 +126,8 @@ def include_query_floor(p, N: int) -> float:
     """The loss the flow tends to when the query token is inside the softmax: as the target
     logit grows the query's own token (label 0) keeps 1/(c_k + 1) of the mass, so
     a_k → c_k/(c_k + 1) and L → Σ_k p_k ½ E[(c_k + 1)^{−2}], c_k ~ Bin(N, p_k) — about
-    ½(K/N)² for balanced features, the spec's O((K/N)²) error."""
+    ½(K/N)² for balanced features, the O((K/N)²) error of ``docs/derivations/softmax_icl.md``,
+    §Modelling choices."""
     p = np.asarray(p, dtype=float)
     c = np.arange(N + 1)
     return float(sum(pk * 0.5 * np.sum(binom.pmf(c, N, pk) / (c + 1.0) ** 2) for pk in p))
