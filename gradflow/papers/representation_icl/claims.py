@@ -2,10 +2,14 @@
 representations: contextual generalization of trained transformers": H softmax heads trained by
 gradient flow on the exact population loss learn ridge regression on the representations.
 
-The runs integrate the flow on the spec's task (d = 6, K = 12, N = 4, m = 5, τ = 0.1; its
-initial gap 23.3 is the spec's 23) for H = 4, 5, 8 heads from 10 initialisations each (to a gap
-of 1e-20, with the times the gap crosses 1e-8 … 1e-20), for H = 2 and 3 < N from 5
-initialisations to t = 1e4, and for N = 2 and 8 ≠ m (Fig. 3's regime); the claims compare them
+The sources name the paper's statement where it could be read, and otherwise the section of
+``docs/derivations/representation_icl.md`` that holds gradflow's reading (§Readings of the paper,
+the derivations) or the numbers of an implementation independent of gradflow (§Reference values
+of an independent prototype). The runs integrate the flow on the prototype's task (d = 6,
+K = 12, N = 4, m = 5, τ = 0.1; its initial gap 23.3 is the prototype's 23) for H = 4, 5, 8
+heads from 10 initialisations each (to a gap of 1e-20, with the times the gap crosses
+1e-8 … 1e-20), for H = 2 and 3 < N from 5 initialisations to t = 1e4, and for N = 2 and 8 ≠ m
+(Fig. 3's regime); the claims compare them
 with the closed-form optimum and ridge predictor, the Hessian at the limit, and Monte Carlo.
 """
 
@@ -32,8 +36,9 @@ FEW_HEADS = (2, 3)
 """Head counts H < N of the stall study."""
 FEW_INITS = tuple(range(1, 6))
 SPEC_GAPS = {10.0: 6.6e-2, 100.0: 7.6e-7}
-"""The spec prototype's H = 5 gaps (spec §(b)5); its t = 1000 value 1.5e-22 lies below what
-atol = 1e-12 resolves, see ``y10_trajectory``."""
+"""The independent prototype's H = 5 gaps (docs/derivations/representation_icl.md, §Reference
+values of an independent prototype); its t = 1000 value 1.5e-22 lies below what atol = 1e-12
+resolves, see ``y10_trajectory``."""
 RESOLVED_GAP = (200 * 1e-12) ** 2
 """Near the minimum the gap is quadratic in the state error e, so a state error of atol moves
 it by ~2·atol·√gap: below (200·atol)² = 4e-20 the gap is known to worse than 1%."""
@@ -271,8 +276,8 @@ def _three_heads(stall: dict[str, Any]) -> list[float]:
 
 
 def _spec_trajectory(rates: dict[str, Any]) -> list[float]:
-    """For t = 10, 100: the fraction of the 10 H = 5 runs whose gap at t is below the spec's
-    value (a run that stopped at 1e-20 before t counts as below)."""
+    """For t = 10, 100: the fraction of the 10 H = 5 runs whose gap at t is below the
+    prototype's value (a run that stopped at 1e-20 before t counts as below)."""
     out = []
     for t, value in SPEC_GAPS.items():
         below = 0
@@ -371,7 +376,9 @@ CLAIMS = (
         statement="The closed-form population loss ½ Σ_k [‖Z a_k − f_k‖² + mτ‖a_k − 1{k≤N} e_k‖² "
                   "+ mτ 1{k>N}] equals the mean loss over 1e5 sampled (λ, ε) at a random state "
                   "(H = 5): |z|.",
-        source="§3 (the training loss, eq. (9)); spec reading §(b)3", status="reproduced",
+        source="§3 (the training loss, eq. (9)); gradflow's reading: "
+               "docs/derivations/representation_icl.md, §Exact population loss",
+        status="reproduced",
         ledger="Y1", check=_monte_carlo_loss,
         expected=Within(high=4.0, reason="Monte-Carlo error of a mean of 1e5 i.i.d. squared "
                         "Gaussian forms (CLT); |z| > 4 has probability 6e-5"),
@@ -380,7 +387,8 @@ CLAIMS = (
         id="representation_icl.gradient",
         statement="The closed-form gradients (∂L/∂w_{h,k} = s_{h,k}ᵀ g_k, ∂L/∂Q_h through the "
                   "softmax Jacobian) are exact: complex-step error at random states, H = 2, 5.",
-        source="spec reading §(b)4 (the gradients of eq. (9))", status="reproduced",
+        source="docs/derivations/representation_icl.md, §Gradient (the gradients of eq. (9))",
+        status="reproduced",
         ledger="Y2", check=_gradient,
         expected=Within(high=1e-10, reason="the complex step (h = 1e-30) has no truncation "
                         "error: only rounding, ~1e-14 relative"),
@@ -390,7 +398,8 @@ CLAIMS = (
         statement="At the limit the model copies the given labels, a_k = e_k for k ≤ N: over the "
                   "30 runs with H ≥ N, max ‖a_k − e_k‖_∞ divided by the bound √(2·gap/λ_min(M)) "
                   "that the final gap (≤ 1e-20) allows.",
-        source="Theorem 2 (ŷ_k = y_k on the prompt tokens); spec reading §(b)3",
+        source="Theorem 2 (ŷ_k = y_k on the prompt tokens); gradflow's reading: "
+               "docs/derivations/representation_icl.md, §Ridge at the optimum",
         status="reproduced", ledger="Y3", uses=("rates",), check=_copying,
         expected=Within(high=1.0, reason="a bound, not a fit: gap = ½ Σ_k Δa_kᵀ M Δa_k ≥ "
                         "½ λ_min(M)‖Δa_k‖², so each |Δa_k| ≤ √(2 gap/λ_min(M))"),
@@ -425,29 +434,32 @@ CLAIMS = (
     ),
     Claim(
         id="representation_icl.thm1_rate_and_heads",
-        statement="Theorem 1: the rate gets worse as H grows (spec reading). Median linear "
+        statement="Theorem 1: the rate gets worse as H grows (gradflow's reading). Median linear "
                   "rates over 10 inits for H = 4, 5, 8.",
-        source="Theorem 1 (the dependence of its rate on H and K); spec reading §(b)5",
+        source="Theorem 1 (the dependence of its rate on H and K); gradflow's reading: "
+               "docs/derivations/representation_icl.md, §Readings of the paper",
         status="discrepancy", ledger="Y7", uses=("rates",), check=_median_rates,
         expected=Close([0.06261, 0.14332, 0.36895], rtol=0.02, reason="pins the flow's "
                        "behaviour: each rate comes from two crossing times located on the "
                        "solver's dense output with the gap resolved to 1e-4, so a rate is "
                        "reproducible to ~1e-4; 2% allows the medians to move with rounding "
                        "differences across platforms, not a change of behaviour"),
-        note="The spec reads Theorem 1 as a rate that worsens as H grows; in the flow the median "
+        note="The reading of Theorem 1 recorded in docs/derivations/representation_icl.md "
+             "(§Readings of the paper) is a rate that worsens as H grows; in the flow the median "
              "rate over 10 inits improves with H (0.063, 0.14, 0.37 for H = 4, 5, 8), with a "
              "4–20× spread between inits at each H.",
         discussion=(
-            "Evidence: 10 inits per head count on the spec's task; each rate is measured between "
-            "the gap's crossings of 1e-12 and 1e-16 (located on the solver's dense output) and "
-            "equals 2λ₁ of the limit point the run reaches (representation_icl.thm1_linear_rate), "
+            "Evidence: 10 inits per head count on the prototype's task; each rate is measured "
+            "between the gap's crossings of 1e-12 and 1e-16 (located on the solver's dense "
+            "output) and equals 2λ₁ of the limit point the run reaches "
+            "(representation_icl.thm1_linear_rate), "
             "so the 4–20× spread within one H is real: different inits end on different points of "
             "the manifold of minimisers, with different curvature. The medians grow with H "
             "(×2.3 from 4 to 5 heads, ×5.9 from 4 to 8) and 8 of the 10 H = 8 runs are faster than "
             "every H = 4 run. One init could not show either trend (the review's 8× "
             "spread). This does not contradict Theorem 1: its rate is a guarantee (a lower bound "
             "on the decay), and a bound that worsens with H says nothing against actual rates "
-            "that improve; it contradicts only the spec's reading of the bound's H-dependence as "
+            "that improve; it contradicts only the reading of the bound's H-dependence as "
             "the flow's. The K-dependence is not varied here. Settled by reading Theorem 1's "
             "constant (eqs. (13)–(16)) and comparing it, run by run, with 2λ₁; and by more K."),
         figure=_figure_rates,
@@ -484,15 +496,17 @@ CLAIMS = (
     Claim(
         id="representation_icl.best_ridge_penalty",
         statement="The best ridge penalty is Nτ: the transformer (penalty mτ) underfits for "
-                  "N < m and overfits for N > m (spec reading). Measured: the penalty "
+                  "N < m and overfits for N > m (gradflow's reading). Measured: the penalty "
                   "minimising the unseen tokens' test error, over mτ, for N = 2, 4, 6 (m = 5).",
-        source="Fig. 3 and its discussion; spec reading §(b)3 (best penalty Nτ)",
+        source="Fig. 3 and its discussion; gradflow's reading: "
+               "docs/derivations/representation_icl.md, §Readings of the paper (best penalty Nτ)",
         status="discrepancy", ledger="Y9", uses=("other_lengths", "rates"), check=_best_penalty,
         expected=Close(1.0, rtol=1e-6, reason="pins the flow's behaviour: the test error is "
                        "the population loss's per-token term, whose minimiser over all a_k is "
                        "ridge(mτ) exactly; the bounded search on log ρ stops at xatol 1e-10, "
                        "the flat minimum costs √ε ~ 1e-8 relative"),
-        note="The spec reads Fig. 3 as the transformer under- or overfitting against the best "
+        note="The reading of Fig. 3 in docs/derivations/representation_icl.md has the "
+             "transformer under- or overfitting against the best "
              "ridge penalty Nτ; in the flow the trained model's penalty mτ is the best one for "
              "every N (ridge(Nτ)'s test error on the unseen tokens is 0.3% higher at N = 2 and "
              "at N = 6).",
@@ -509,45 +523,49 @@ CLAIMS = (
             "0.3%, because m = 5 is close to N). What Fig. 3 "
             "shows — the distance to ridge(Nτ) vanishing at N = m — is reproduced; calling Nτ "
             "'best' and the departure under/overfitting is not, in this noise model. It "
-            "contradicts only the spec's reading, not Theorem 2; it would be settled by the "
-            "paper's noise model (a per-label noise of variance τ would make τ, not mτ, the "
-            "Bayes penalty) and by Fig. 3's y-axis."),
+            "contradicts only that reading (§Readings of the paper), not Theorem 2; it would "
+            "be settled by the paper's noise model (a per-label noise of variance τ would make "
+            "τ, not mτ, the Bayes penalty) and by Fig. 3's y-axis."),
         figure=_figure_penalty,
     ),
     Claim(
         id="representation_icl.ridge_penalty_test_error",
         statement="The trained model's test error on the unseen tokens over ridge(Nτ)'s, at the "
                   "flow's end for N = 2 and 6 (m = 5).",
-        source="Fig. 3 (test error against ridge); spec reading §(b)3", status="discrepancy",
+        source="Fig. 3 (test error against ridge); gradflow's reading: "
+               "docs/derivations/representation_icl.md, §Readings of the paper",
+        status="discrepancy",
         ledger="Y9", uses=("other_lengths",), check=_test_error_ratio,
         expected=Close([0.99670135, 0.99683658], rtol=1e-5, reason="pins the flow's behaviour: "
                        "closed-form errors at an end within √δ ≤ 1e-6 of a*(mτ) (δ as in "
                        "representation_icl.fig3_ridge_gap); the error is stationary at a*(mτ), "
                        "so it moves by O(δ) ≤ 1e-12 relative"),
-        note="The spec reads ridge(Nτ) as the best predictor; the flow's trained model beats it "
-             "at N = 2 and N = 6 (see representation_icl.best_ridge_penalty).",
+        note="The reading of Fig. 3 has ridge(Nτ) as the best predictor; the flow's trained "
+             "model beats it at N = 2 and N = 6 (see representation_icl.best_ridge_penalty).",
         discussion="See representation_icl.best_ridge_penalty: the same evidence, as the test "
                    "errors themselves.",
     ),
     Claim(
         id="representation_icl.y10_initial_gap",
-        statement="The spec's flow test (d = 6, K = 12, N = 4, m = 5, τ = 0.1) starts at a gap of "
-                  "23: the gap at w = 0, ½ Σ_k a_k*ᵀ M a_k*, for the task gradflow draws.",
-        source="spec reading: §(b)5 (the flow test: gap 23 → …)", status="reproduced",
+        statement="The prototype's flow test (d = 6, K = 12, N = 4, m = 5, τ = 0.1) starts at a "
+                  "gap of 23: the gap at w = 0, ½ Σ_k a_k*ᵀ M a_k*, for the task gradflow draws.",
+        source="docs/derivations/representation_icl.md, §Reference values of an independent "
+               "prototype (the flow test: gap 23 → …)", status="reproduced",
         ledger="Y10", uses=("rates",),
         check=lambda r: float(r["runs"][(5, 1)]["traj"].observables["gap"][0]),
-        expected=Close(23.0, atol=0.5, reason="the spec quotes two digits: 23 stands for "
+        expected=Close(23.0, atol=0.5, reason="the prototype's value has two digits: 23 stands for "
                        "[22.5, 23.5); the value depends on the task only (w = 0 at init)"),
     ),
     Claim(
         id="representation_icl.y10_trajectory",
-        statement="The spec's H = 5 run (gap 6.6e-2 at t = 10, 7.6e-7 at t = 100) is a typical "
-                  "init: the fraction of the 10 H = 5 runs below each value lies strictly "
+        statement="The prototype's H = 5 run (gap 6.6e-2 at t = 10, 7.6e-7 at t = 100) is a "
+                  "typical init: the fraction of the 10 H = 5 runs below each value lies strictly "
                   "between 0 and 1. (Its 1.5e-22 at t = 1000 is below the 4e-20 that atol = "
                   "1e-12 resolves to 1%, and is not compared.)",
-        source="spec reading: §(b)5 (23 → 6.6e-2 → 7.6e-7 → 1.5e-22)", status="reproduced",
+        source="docs/derivations/representation_icl.md, §Reference values of an independent "
+               "prototype (23 → 6.6e-2 → 7.6e-7 → 1.5e-22)", status="reproduced",
         ledger="Y10", uses=("rates",), check=_spec_trajectory,
-        expected=Within(low=0.05, high=0.95, reason="the spec's init is not reproducible, so "
+        expected=Within(low=0.05, high=0.95, reason="the prototype's init is not reproducible, so "
                         "its run is one draw from the init distribution; a draw falls outside "
                         "the range of 10 others with probability 2/11 at each time, so this "
                         "detects a shifted distribution, not a small one (measured: 0.5 and "
@@ -602,7 +620,7 @@ CLAIMS = (
         note="Fig. 4 shows H < N stalling; in the flow H = 3 = N − 1 heads do not stall: 3 of 5 "
              "inits pass a gap of 1e-6 by t = 1e4 and one reaches 1e-24, linearly.",
         discussion=(
-            "Evidence: 5 inits at H = 3 on the spec's task, to t = 1e4: gaps at 1e4 of 1e-24, "
+            "Evidence: 5 inits at H = 3 on the prototype's task, to t = 1e4: gaps at 1e4 of 1e-24, "
             "5e-9, 2e-7, 1e-5 and 2e-5, all still falling (the last two like a power of t), while "
             "H = 2 plateaus at 0.045–1.1 (representation_icl.fig4_two_heads_stall). The minimum "
             "needs a_k* in the span of token k's H softmax vectors, i.e. N − H conditions per "
