@@ -332,8 +332,9 @@ def _claims(args: argparse.Namespace) -> int:
     json_path, md_path = write_ledger(results, out)
     failed = [r.claim.id for r in results if r.passed is False]
     counts = {s: sum(r.claim.status == s for r in results) for s in STATUSES}
+    passed = sum(r.passed is True for r in results)
     print(f"{len(results)} claims ({', '.join(f'{n} {s}' for s, n in counts.items())}): "
-          f"{len(results) - len(failed)} passed" + (f", failed: {failed}" if failed else ""))
+          f"{passed} passed" + (f", failed: {failed}" if failed else ""))
     print(f"wrote {json_path} and {md_path}")
     return 1 if failed else 0
 
