@@ -40,6 +40,7 @@ from typing import Any
 from gradflow.claims import Ledger
 from gradflow.errors import ArgumentError
 from gradflow.experiment import Experiment
+from gradflow.papers.attention_svm import experiment as attention_svm
 from gradflow.papers.cooccurrence import experiment as cooccurrence
 from gradflow.papers.ntp import experiment as ntp
 from gradflow.papers.regular import experiment as regular
@@ -57,6 +58,7 @@ REGISTRY: dict[str, Experiment] = {
         *(regular.EVEN_PAIRS, regular.PARITY_COT),
         *(softmax_icl.ICL_BALANCED, softmax_icl.ICL_IMBALANCED),
         representation_icl.ICL_REPRESENTATIONS,
+        *(attention_svm.LOCAL, attention_svm.GLOBAL),
     )
 }
 """The built-in experiments by name (plugins are not in it: see :func:`available`)."""
