@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from gradflow.papers import attention_svm as asvm
 from gradflow.papers import cooccurrence as cooc
 from gradflow.papers import linear_icl as li
 from gradflow.papers import ntp
@@ -115,6 +116,14 @@ def _attention_svm() -> tuple[Any, Any, np.ndarray]:
     return model, attention_svm.make_instance(n=4, T=5, d=4, rng=0), model.init(rng=100)
 
 
+def _attention_svm_paper(parametrization: str = "W", head: str = "fixed",
+                         loss: str = "logistic", attention: str = "cross"
+                         ) -> tuple[Any, Any, np.ndarray]:
+    model = asvm.AttentionSVMModel(4, parametrization, head, loss)
+    data = asvm.random_instance(4, 5, 4, attention=attention, rng=0)
+    return model, data, model.init(rng=1)
+
+
 SATURATED = {"allow_unresolved": {"100*random(seed=0)"}}
 """At the 100× point the loss's complex step is inexact where the attention saturates (the
 read-out Σ φ_l a_l is written naively; ``gradflow.numerics.softmax_readout`` keeps it exact) and
@@ -141,4 +150,10 @@ ALL_MODELS = [
     pytest.param(Case(_balanced_icl), id="BalancedICL"),
     pytest.param(Case(_representation_icl), id="RepresentationTransformer"),
     pytest.param(Case(_attention_svm), id="AttentionSVM"),
+    pytest.param(Case(_attention_svm_paper), id="AttentionSVMModel-W"),
+    pytest.param(Case(lambda: _attention_svm_paper("KQ")), id="AttentionSVMModel-KQ"),
+    pytest.param(Case(lambda: _attention_svm_paper("W", "trained", attention="self")),
+                 id="AttentionSVMModel-W-trained-self"),
+    pytest.param(Case(lambda: _attention_svm_paper("KQ", "trained", "correlation", "shared")),
+                 id="AttentionSVMModel-KQ-trained-correlation-shared"),
 ]

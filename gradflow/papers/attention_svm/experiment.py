@@ -28,8 +28,8 @@ from gradflow.experiment import (
     solver_options,
     solver_parameters,
 )
-from gradflow.flow import log_grid
 from gradflow.papers.attention_svm import protocol, theory
+from gradflow.papers.attention_svm.claims import CLAIMS
 from gradflow.papers.attention_svm.data import ATTENTIONS, random_instance
 from gradflow.papers.attention_svm.model import LOSSES, AttentionSVMModel
 from gradflow.trajectory import to_jsonable
@@ -148,8 +148,7 @@ def _bar(total: int, progress: bool, label: str):
 def train_local(config: dict[str, Any], out: Path, progress: bool = False) -> Outcome:
     """The normalised flow of every instance from the authors' initialisation, with the SVM of
     its selection tracked along it and the limit selection's local-optimality test."""
-    grid = np.union1d(log_grid(config["t_end"], per_decade=config["per_decade"]),
-                      [min(GD_HORIZON, config["t_end"])])
+    grid = protocol.record_grid(config["t_end"], config["per_decade"], [GD_HORIZON])
     options = solver_options(config)
     N = config["instances"]
     columns: dict[str, list[Any]] = {k: [] for k in (
@@ -266,7 +265,7 @@ def report_local(summary: dict[str, Any]) -> list[str]:
 def train_global(config: dict[str, Any], out: Path, progress: bool = False) -> Outcome:
     """For each d and instance: the flow from W = 0, its limit selection against the globally
     optimal one, and 1 − cos to each one's SVM."""
-    grid = log_grid(config["t_end"], per_decade=config["per_decade"])
+    grid = protocol.record_grid(config["t_end"], config["per_decade"])
     options = solver_options(config)
     N, dims = config["instances"], config["dims"]
     shape = (len(dims), N)
@@ -374,6 +373,7 @@ LOCAL = Experiment(
     draw="gradflow.papers.attention_svm.figures:draw_local",
     report=report_local,
     checks=_check_local,
+    claims=tuple(c for c in CLAIMS if c.experiment == "attention_svm_local"),
 )
 
 GLOBAL = Experiment(

@@ -26,7 +26,7 @@ from gradflow.papers.attention_svm.model import AttentionSVMModel
 from gradflow.trajectory import Trajectory
 
 __all__ = ["EPS", "GRADIENTS", "LR", "SOLVER", "STEPS", "PeerRun", "SVMTrack",
-           "autograd_gradient", "normalized_flow", "peer_gd", "svm_track"]
+           "autograd_gradient", "normalized_flow", "peer_gd", "record_grid", "svm_track"]
 
 SOLVER = {"method": "auto", "rtol": 1e-6, "atol": 1e-9}
 """The flow's solver defaults: ``simulate``'s own. ``"auto"`` starts this normalised flow (100
@@ -46,6 +46,13 @@ GRADIENTS = ("autograd", "exact", "direction")
 (:func:`autograd_gradient`), gradflow's closed form (``grad``: exact, but it underflows like
 autograd's once every softmax pair weight does), or the exact direction ``scaled_grad``
 normalised (no eps: the update rule the authors' description intends, without its stall)."""
+
+
+def record_grid(t_end: float, per_decade: int, extra: Any = ()) -> np.ndarray:
+    """``log_grid(t_end, per_decade=...)`` with the times ``extra`` (within (0, t_end]) added."""
+    extra = np.asarray(extra, dtype=float)
+    return np.union1d(log_grid(t_end, per_decade=per_decade), extra[(extra > 0)
+                                                                     & (extra <= t_end)])
 
 
 def normalized_flow(model: AttentionSVMModel, data: AttentionSVMData, T: float, *,
