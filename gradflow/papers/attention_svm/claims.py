@@ -123,10 +123,11 @@ CLAIMS = (
                "solution that separates locally-optimal tokens from non-optimal ones')",
         status="reproduced", uses=("local",),
         check=lambda runs: max(_at(r["track"], T_END) for r in runs),
-        expected=Within(high=1e-12, reason="1 − cos falls like t⁻² to ~5e-15 at t = 1e8 "
-                        "(measured 2.3e-15 to 1.2e-14; the field report's 100 instances reached "
-                        "5.4e-11 only on one whose selection changed at t ≈ 4571); 1e-12 "
-                        "leaves 100× for instances that settle later"),
+        expected=Within(high=1e-10, reason="1 − cos falls like t⁻² from the time the "
+                        "selection settles: here 2.3e-15 to 1.2e-14 at t = 1e8; an instance that "
+                        "settles late stays higher (the 100 instances of the experiment: median "
+                        "5.3e-15, max 2.9e-12, settled at t ≈ 2e3; the field report: 5.4e-11 "
+                        "after a change at t ≈ 4571), so 1e-10 allows a settling time of ~2e4"),
         experiment="attention_svm_local",
         from_summary=lambda s: s["one_minus_cos"]["1e+08"]["max"],
         config={"t_end": 1e8, "n": 6, "T": 8, "d": 10},

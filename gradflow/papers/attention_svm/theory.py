@@ -206,7 +206,8 @@ class NuclearCertificate:
     Weak duality: for α ≥ 0 and G = Σ α_k A_k, every feasible W' has
     ‖W'‖_* ≥ ⟨G, W'⟩/‖G‖₂ ≥ Σα_k/‖G‖₂. So ``lower`` bounds the optimum from below, the
     candidate scaled to be feasible (``W``) from above, and ``gap`` bounds its suboptimality,
-    whatever produced W and α (``docs/derivations/attention_svm.md``, §The nuclear-norm SVM).
+    whatever produced W and α (``docs/derivations/attention_svm.md``, §The nuclear-norm SVM and
+    its certificate).
 
     Attributes
     ----------
