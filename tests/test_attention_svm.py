@@ -196,6 +196,24 @@ def test_nuclear_certificate_on_a_one_constraint_problem():
         theory.nuclear_certificate(A, -A[0])
 
 
+def test_nuclear_norm_svm_is_certified_and_differs_from_the_frobenius_one():
+    """max_margin_nuclear on the one-constraint problem gives 1/σ₁(A) (rounding: 1e-10); on an
+    instance its answer carries a gap ≤ NUCLEAR_TOL, is feasible, has a smaller nuclear norm than
+    the Frobenius SVM and a larger Frobenius norm (each solves its own problem)."""
+    A = np.random.default_rng(0).standard_normal((1, 4, 4))
+    one = theory.max_margin_nuclear(A)
+    assert one.upper == pytest.approx(1 / np.linalg.norm(A[0], 2), rel=1e-10)
+    data = random_instance(3, 4, 4, rng=[0, 0])
+    selected = theory.optimal_selection(data)
+    rows = theory.svm_rows(data, selected)
+    nuclear, frobenius = theory.max_margin_nuclear(rows), theory.max_margin(data, selected)
+    assert nuclear.gap <= theory.NUCLEAR_TOL
+    assert np.einsum("kde,de->k", rows, nuclear.W).min() == pytest.approx(1.0, abs=1e-12)
+    assert nuclear.upper < np.linalg.norm(frobenius.w, "nuc")
+    assert np.linalg.norm(nuclear.W) > frobenius.norm
+    assert theory.one_minus_cos(nuclear.W, frobenius.w) > 1e-3
+
+
 def test_data_are_checked_and_drawn_as_the_authors_draw_them():
     data = random_instance(6, 8, 10, rng=0)
     assert np.allclose(np.linalg.norm(data.X, axis=2), 1) and np.allclose(

@@ -229,7 +229,9 @@ def summarize_local(outcome: Outcome, config: dict[str, Any]) -> dict[str, Any]:
             "changed_after_gd_horizon": int(a["changed_after_gd"].sum()),
             "gd_horizon": GD_HORIZON,
             "changed_after_fit_from": int((~steady).sum()),
-            "late_changes": sorted(float(x) for x in late if x > 10),
+            "last_change_quantiles": {q: float(np.quantile(a["last_change"], float(q)))
+                                      for q in ("0.5", "0.9", "1")},
+            "changes_after_gd_horizon_at": sorted(float(x) for x in late if x > GD_HORIZON),
             "locally_optimal": int(a["locally_optimal"].sum()),
             "globally_optimal": int(a["globally_optimal"].sum()),
             "instances": len(a["nfev"]),
