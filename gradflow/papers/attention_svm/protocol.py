@@ -18,6 +18,7 @@ import numpy as np
 
 from gradflow.errors import ArgumentError, InfeasibleError
 from gradflow.flow import log_grid, simulate
+from gradflow.layout import Layout
 from gradflow.maxmargin import MaxMarginSolution
 from gradflow.numerics import sigmoid
 from gradflow.papers.attention_svm import theory
@@ -259,7 +260,7 @@ def peer_gd(model: AttentionSVMModel, data: AttentionSVMData, theta0: np.ndarray
                    lr=lr, eps=eps, gradient=gradient, seconds=seconds)
 
 
-def _direction(blocks: np.ndarray, log_scales: dict[str, float], layout) -> np.ndarray:
+def _direction(blocks: np.ndarray, log_scales: dict[str, float], layout: Layout) -> np.ndarray:
     """The unit vector of the gradient whose blocks are e^{log_scales[b]}·blocks[b]."""
     top = max(log_scales.values())
     scaled = blocks.copy()
