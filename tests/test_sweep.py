@@ -417,8 +417,11 @@ def test_killed_sweep_ends_its_workers_and_a_second_sweep_meanwhile_is_refused(
     """B2: a second sweep on a folder in use exits 1 naming the holder, before it touches
     results.jsonl; B14: SIGKILL of the sweep process alone ends its workers within a second
     or so (they used to finish their tasks, then wait for ever); its lock died with it."""
+    # tasks of several seconds (the paper's sizes to t = 1e10), so that neither can finish
+    # before the kill even on a loaded machine (at t_end = 1e6 one sometimes did); they are
+    # killed, so their length costs nothing
     path = sweep_file(tmp_path, 'seed_key = "init_seed"\nseeds = [0, 1]\n'
-                                "[fixed]\nt_end = 1e6\nd = 64\nm = 64\nper_decade = 5\n")
+                                "[fixed]\nt_end = 1e10\nper_decade = 5\n")
     out = tmp_path / "out"
     with sweep_process(path, out, 2, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL) as process:
