@@ -1406,7 +1406,8 @@ CLAIMS = (
         source="paper: parity check with chain-of-thought (abstract); gradflow's reading: "
                "docs/derivations/regular.md, §Parity by chain of thought (Method 1, truncated CoT "
                "at inference)", uses=("ep",),
-        check=check_truncated_cot,
+        check=check_truncated_cot, experiment="even_pairs",
+        from_summary=lambda summary: summary["parity_truncated_cot_accuracy"],
         expected=Equals({str(L): 1.0 for L in range(2, 7)}),
     ),
     Claim(
