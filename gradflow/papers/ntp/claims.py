@@ -681,6 +681,15 @@ def check_default_set_fg(fix: dict[str, Any]) -> dict[str, Any]:
             "others_right": summary["model_right"]}
 
 
+def default_set_fg_from_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """The same measurement as :func:`check_default_set_fg`, read from the ``unseen`` table of
+    ``gradflow run ntp``'s summary (its default run is this claim's: fixture, default set,
+    zero init, T0 = 30, stage-2 time 300); fg is the table's last row."""
+    *others, fg = summary["unseen"]
+    return {"note": fg["note"], "confidence": fg["confidence"],
+            "others_right": sum(row["model"] == row["expected"] for row in others)}
+
+
 def rate_law(traj, lo: float = 1e4, hi: float = 1e8) -> dict[str, float]:
     """Tell 1/t from log t/t on [lo, hi]: fit dist·t = a (a 1/t law) and dist·t = a + b ln t
     (a log t/t law) by least squares on the records; ``growth`` is b·ln 10 over dist·t at
@@ -1584,7 +1593,8 @@ CLAIMS = (
                   "CLI's '9/9 (1 undetermined)').",
         source="gradflow's reading: docs/derivations/ntp.md, §Stage-1 data (a consequence of the "
                "stage-1 set)", status="reproduced",
-        uses=("fixture",), check=check_default_set_fg,
+        uses=("fixture",), check=check_default_set_fg, experiment="ntp",
+        from_summary=default_set_fg_from_summary,
         expected=each(note=Equals("collocate of f not trained in stage 1"),
                       confidence=Close(0.125, atol=1e-12, reason="column f of W_ov stays 0, "
                                        "so the logits are 0 up to the ~e^{−66} off-optimal "

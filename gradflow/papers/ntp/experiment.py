@@ -20,7 +20,7 @@ from gradflow.experiment import (
     solver_options,
     solver_parameters,
 )
-from gradflow.papers.ntp import protocol, theory
+from gradflow.papers.ntp import claims, protocol, theory
 from gradflow.papers.ntp.data import NTPData, fixture, fixture_unseen, make_dataset, random_instance
 from gradflow.papers.ntp.model import NTPTransformer
 from gradflow.trajectory import to_jsonable
@@ -272,4 +272,5 @@ EXPERIMENT = Experiment(
     draw="gradflow.papers.ntp.figures",
     report=report,
     checks=_check_config,
+    claims=tuple(c for c in claims.CLAIMS if c.experiment == "ntp"),
 )
