@@ -49,7 +49,7 @@ class LinearICLReduced(Model):
         self._layout = Layout({"U": (self.d, self.d), "u": ()})
 
     def __repr__(self) -> str:
-        return f"LinearICLReduced(d={self.d})"
+        return f"{type(self).__name__}(d={self.d})"
 
     @property
     def layout(self) -> Layout:
@@ -70,20 +70,19 @@ class LinearICLReduced(Model):
             raise ArgumentError(f"preset must be 'theory', got {preset!r}")
         if task is None:
             raise ArgumentError("init needs task= (Assumption 3.3's bound on σ depends on Γ)")
-        bound = task.sigma_bound()
+        bound = task.sigma_bound()  # a mixture's: the smallest over its components
         sigma = 0.5 * bound if sigma is None else float(sigma)
         if not 0 < sigma < bound:
             raise ArgumentError(
-                f"sigma must lie in (0, {bound:.6g}): Assumption 3.3 needs σ²‖Γ‖_op√d < 2, "
-                f"got sigma={sigma!r}"
+                f"sigma must lie in (0, {bound:.6g}): Assumption 3.3 needs σ²‖Γ‖_op√d < 2 "
+                f"(for every component of a mixture), got sigma={sigma!r}"
             )
         theta = generator(rng).standard_normal((self.d, self.d))
         P = theta @ theta.T
         return self.layout.pack({"U": sigma * P / np.linalg.norm(P), "u": np.array(sigma)})
 
     def check_data(self, data: Any) -> None:
-        if not isinstance(data, LinearICLTask):
-            raise ArgumentError(f"data must be a LinearICLTask, got {type(data).__name__}")
+        self.check_data_type(data)
         if data.d != self.d:
             raise ArgumentError(f"task has d={data.d}, the model has d={self.d}")
 
@@ -194,11 +193,12 @@ class LinearICLFull(Model):
                 "off_manifold": off}
 
 
-class LinearICLMixture(Model):
+class LinearICLMixture(LinearICLReduced):
     """The reduced population flow of ZFB in (U, u) when the covariance is random: the loss is
     Σ_j w_j L_j(U, u), L_j the reduced loss of covariance Λ_j (Theorem 4.5's setting). Every
     component keeps the w → −w symmetry, so the reduction to (U, u) stays exact and u² − ‖U‖_F²
-    is still conserved.
+    is still conserved. Layout, initialisation (with σ below every component's bound) and the
+    data check are :class:`LinearICLReduced`'s.
 
     Parameters
     ----------
@@ -206,41 +206,6 @@ class LinearICLMixture(Model):
     """
 
     data_type = LinearICLMixtureTask
-
-    def __init__(self, d: int):
-        self.d = integer(d, "d")
-        self._layout = Layout({"U": (self.d, self.d), "u": ()})
-
-    def __repr__(self) -> str:
-        return f"LinearICLMixture(d={self.d})"
-
-    @property
-    def layout(self) -> Layout:
-        return self._layout
-
-    def init(self, rng: Any = None, preset: str = "theory", *, sigma: float | None = None,
-             task: LinearICLMixtureTask | None = None) -> np.ndarray:
-        """Assumption 3.3's balanced init (see :meth:`LinearICLReduced.init`), with σ below the
-        smallest of the components' bounds (default: half of it)."""
-        if preset != "theory":
-            raise ArgumentError(f"preset must be 'theory', got {preset!r}")
-        if task is None:
-            raise ArgumentError("init needs task= (the bound on σ depends on the Γ_j)")
-        bound = task.sigma_bound()
-        sigma = 0.5 * bound if sigma is None else float(sigma)
-        if not 0 < sigma < bound:
-            raise ArgumentError(f"sigma must lie in (0, {bound:.6g}) (Assumption 3.3 for every "
-                                f"component), got sigma={sigma!r}")
-        theta = generator(rng).standard_normal((self.d, self.d))
-        P = theta @ theta.T
-        return self.layout.pack({"U": sigma * P / np.linalg.norm(P), "u": np.array(sigma)})
-
-    def check_data(self, data: Any) -> None:
-        if not isinstance(data, LinearICLMixtureTask):
-            raise ArgumentError(f"data must be a LinearICLMixtureTask, got "
-                                f"{type(data).__name__}")
-        if data.d != self.d:
-            raise ArgumentError(f"task has d={data.d}, the model has d={self.d}")
 
     def sample_losses(self, params: dict[str, np.ndarray], data: LinearICLMixtureTask
                       ) -> np.ndarray:
