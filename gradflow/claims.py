@@ -19,8 +19,8 @@ noticed) and says in ``note`` what the paper claims and what the flow does; a
 from __future__ import annotations
 
 import json
-import math
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,27 +60,22 @@ def _reason(reason: str, kind: str) -> str:
     return reason
 
 
-def _finite_number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-class Expectation:
+class Expectation(ABC):
     """What a claim's measured value must satisfy, with the reason for its tolerance."""
 
     reason: str
 
+    @abstractmethod
     def passes(self, measured: Any) -> bool:
-        raise NotImplementedError
+        """Whether ``measured`` meets the expectation (False for a value of the wrong kind)."""
 
+    @abstractmethod
     def describe(self) -> str:
-        raise NotImplementedError
+        """The expected value or band, short."""
 
+    @abstractmethod
     def tolerance(self) -> str:
-        raise NotImplementedError
+        """The tolerance with its reason."""
 
 
 @dataclass(frozen=True)
