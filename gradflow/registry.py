@@ -42,6 +42,7 @@ from gradflow.errors import ArgumentError
 from gradflow.experiment import Experiment
 from gradflow.papers.attention_svm import experiment as attention_svm
 from gradflow.papers.cooccurrence import experiment as cooccurrence
+from gradflow.papers.masked import experiment as masked
 from gradflow.papers.ntp import experiment as ntp
 from gradflow.papers.regular import experiment as regular
 from gradflow.papers.representation_icl import experiment as representation_icl
@@ -59,6 +60,7 @@ REGISTRY: dict[str, Experiment] = {
         *(softmax_icl.ICL_BALANCED, softmax_icl.ICL_IMBALANCED),
         representation_icl.ICL_REPRESENTATIONS,
         *(attention_svm.LOCAL, attention_svm.GLOBAL),
+        *(masked.RING, masked.IMBALANCED, masked.SCALING),
     )
 }
 """The built-in experiments by name (plugins are not in it: see :func:`available`)."""

@@ -22,7 +22,7 @@ import pytest
 from gradflow.papers import attention_svm as asvm
 from gradflow.papers import cooccurrence as cooc
 from gradflow.papers import linear_icl as li
-from gradflow.papers import ntp
+from gradflow.papers import masked, ntp
 from gradflow.papers import regular as rg
 from gradflow.papers import representation_icl as rp
 from gradflow.papers import softmax_icl as sm
@@ -124,6 +124,29 @@ def _attention_svm_paper(parametrization: str = "W", head: str = "fixed",
     return model, data, model.init(rng=1)
 
 
+def _masked_design():
+    return masked.make_design([[0, 0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 2, 0]], 0.4,
+                              pi=[0.6, 0.4], z=[[1.0, 0.7, 1.3], [0.9, 1.1, 1.2]])
+
+
+def _masked_reduced(**options: Any) -> tuple[Any, Any, np.ndarray]:
+    design = _masked_design()
+    model = masked.MaskedAttention.for_design(design, **options)
+    return model, design, model.init(rng=0, preset="normal", scale=0.5)
+
+
+def _masked_grouped() -> tuple[Any, Any, np.ndarray]:
+    design = masked.balanced(3, 3, 0.4)
+    model = masked.MaskedGrouped.for_query(design, 1)
+    return model, design, np.random.default_rng(0).standard_normal(model.layout.size)
+
+
+def _masked_full() -> tuple[Any, Any, np.ndarray]:
+    design = masked.make_design([[0, 0, 1, 1, 1]], 0.5)
+    model = masked.MaskedFullQ.for_design(design, mask_token="orthogonal", value_pos=True)
+    return model, design, model.init(rng=0, preset="normal", scale=0.5)
+
+
 SATURATED = {"allow_unresolved": {"100*random(seed=0)"}}
 """At the 100× point the loss's complex step is inexact where the attention saturates (the
 read-out Σ φ_l a_l is written naively; ``gradflow.numerics.softmax_readout`` keeps it exact) and
@@ -132,6 +155,13 @@ check_gradient's references disagree: "unresolved", which is allowed there and o
 exact to 1.6e-15 while its complex step is off by up to 3.9e-4; the regular model's ∇W is off by
 4.0e-8 (cancellation in s − f) and its complex step by 1.1e-8."""
 
+
+MASKED_SATURATED = SATURATED
+"""MaskedGrouped at the 100× point: one group holds all but ~1e-6 of the attention and the
+c-gradient is ~1e-30 (the loss 0.032); the complex step of the ratio rest/Z cancels in its
+imaginary part (3.7e-28 where an 80-digit mpmath reference gives −6.0987e-30), while the closed
+form, which never subtracts Z-sized terms, matches the reference to 1e-16 relative (measured for
+docs/derivations/masked.md, §Counts per area)."""
 
 ALL_MODELS = [
     pytest.param(Case(_cooccurrence), id="CooccurrenceTransformer"),
@@ -156,4 +186,10 @@ ALL_MODELS = [
                  id="AttentionSVMModel-W-trained-self"),
     pytest.param(Case(lambda: _attention_svm_paper("KQ", "trained", "correlation", "shared")),
                  id="AttentionSVMModel-KQ-trained-correlation-shared"),
+    pytest.param(Case(_masked_reduced), id="MaskedAttention"),
+    pytest.param(Case(lambda: _masked_reduced(softmax="unmasked", value_pos=True,
+                                              mask_token="orthogonal")),
+                 id="MaskedAttention-unmasked-value_pos-mask_token"),
+    pytest.param(Case(_masked_grouped, MASKED_SATURATED), id="MaskedGrouped"),
+    pytest.param(Case(_masked_full, {"init_kwargs": {"preset": "normal"}}), id="MaskedFullQ"),
 ]
