@@ -18,6 +18,7 @@ import functools
 import sys
 import threading
 import warnings
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +29,8 @@ from gradflow.errors import CheckpointError, GradflowError
 from gradflow.files import read_json
 from gradflow.trajectory import Trajectory
 
-__all__ = ["FIGURE_LOCK", "draw_figures", "field", "load_trajectory", "save", "serialized"]
+__all__ = ["FIGURE_LOCK", "draw_figures", "field", "load_arrays", "load_trajectory", "save",
+           "serialized"]
 
 FIGURE_LOCK = threading.RLock()
 F = TypeVar("F", bound=Callable[..., Any])
@@ -133,6 +135,24 @@ def load_trajectory(path: str | Path, observables: Sequence[str] = ()) -> Trajec
             "trajectory of this experiment (the figures need them)"
         )
     return traj
+
+
+def load_arrays(path: str | Path, keys: Sequence[str], what: str = "a file of this experiment"
+                ) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of the ``.npz`` file ``path`` (no pickle).
+
+    Raises
+    ------
+    CheckpointError
+        Naming the file when it is missing, damaged or lacks a key (``what`` it should be).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in keys}
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"{path} is not {what} ({exc})") from None
 
 
 def field(data: Mapping[str, Any], path: str | Path, *keys: str) -> Any:

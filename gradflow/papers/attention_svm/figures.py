@@ -4,27 +4,15 @@ against the SVM of its selection (with the predicted t⁻² slope and the author
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from gradflow.errors import CheckpointError
 from gradflow.papers.attention_svm import theory
-from gradflow.plotting import draw_figures, read_summary, save, serialized
+from gradflow.plotting import draw_figures, load_arrays, read_summary, save, serialized
 
 __all__ = ["draw_global", "draw_local"]
-
-
-def _arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in keys}
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} does not exist") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"{path} is not a file of this experiment ({exc})") from None
 
 
 def convergence(a: dict[str, np.ndarray], summary: dict, path: Path) -> Path:
@@ -68,7 +56,7 @@ def draw_local(out: Path) -> list[Path]:
     """``convergence.png`` from a run folder of ``attention_svm_local``."""
     out = Path(out)
     summary = read_summary(out, ("config", "fit_from"), ("selection", "gd_horizon"))
-    a = _arrays(out / "tracks.npz", ("t", "one_minus_cos", "norm", "last_change"))
+    a = load_arrays(out / "tracks.npz", ("t", "one_minus_cos", "norm", "last_change"))
     return draw_figures([("convergence.png",
                           lambda: convergence(a, summary, out / "convergence.png"))])
 
@@ -104,7 +92,7 @@ def draw_global(out: Path) -> list[Path]:
     """``selections.png`` from a run folder of ``attention_svm_global``."""
     out = Path(out)
     read_summary(out, ("by_d",))
-    a = _arrays(out / "selections.npz", ("dims", "globally_optimal", "locally_optimal",
+    a = load_arrays(out / "selections.npz", ("dims", "globally_optimal", "locally_optimal",
                                          "opt_feasible", "one_minus_cos_final",
                                          "unfinished"))
     return draw_figures([("selections.png", lambda: fractions(a, out / "selections.png"))])

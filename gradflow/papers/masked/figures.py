@@ -5,30 +5,25 @@ mean-field estimate."""
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from gradflow.errors import CheckpointError
 from gradflow.papers.masked import theory
-from gradflow.plotting import draw_figures, load_trajectory, read_summary, save, serialized
+from gradflow.plotting import (
+    draw_figures,
+    load_arrays,
+    load_trajectory,
+    read_summary,
+    save,
+    serialized,
+)
 
 __all__ = ["draw_imbalanced", "draw_ring", "draw_scaling"]
 
 PHASE_STYLE = {"t_over": ("tab:red", "t_over"), "t_cross": ("tab:purple", "t_cross"),
                "t_half": ("k", "t_half"), "t_0.9": ("0.5", "t_0.9"), "t_0.99": ("0.7", "t_0.99")}
-
-
-def _arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in keys}
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} does not exist") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"{path} is not a file of this experiment ({exc})") from None
 
 
 def _mark(ax, times: dict) -> None:
@@ -119,7 +114,7 @@ def draw_ring(out: Path) -> list[Path]:
     of ``masked_ring``."""
     out = Path(out)
     summary = read_summary(out, ("times",), ("loss", "floor"), ("diversity", "ideal_area_wide"))
-    a = _arrays(out / "ring.npz", ("maps", "map_times", "B0", "C0", "feature_index",
+    a = load_arrays(out / "ring.npz", ("maps", "map_times", "B0", "C0", "feature_index",
                                    "diversity"))
     traj = load_trajectory(out / "query0.npz", ("own_mass", "loss"))
     return draw_figures([

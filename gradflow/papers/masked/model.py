@@ -106,7 +106,33 @@ def _enumeration(design: MaskedDesign, queries: tuple[int, ...]) -> dict[str, np
             "visible": visible}
 
 
-class MaskedAttention(Model):
+class _Enumerated(Model):
+    """What the two mask-enumerating models share: the sizes (P, F), the initialisation and the
+    data check."""
+
+    data_type = MaskedDesign
+    P: int
+    F: int
+
+    def init(self, rng: Any = None, preset: str = "zero", scale: float = 0.01) -> np.ndarray:
+        """Q(0) = 0 (``"zero"``) or entries N(0, scale²) (``"normal"``)."""
+        _option("preset", preset, PRESETS)
+        if preset == "zero":
+            return np.zeros(self.layout.size)
+        if not (np.isfinite(scale) and scale > 0):
+            raise ArgumentError(f"scale must be a positive number, got {scale!r}")
+        return scale * generator(rng).standard_normal(self.layout.size)
+
+    def check_data(self, data: Any) -> None:
+        self.check_data_type(data)
+        if (data.P, data.F) != (self.P, self.F):
+            raise ArgumentError(f"data: the model has P = {self.P}, F = {self.F}; the design "
+                                f"has P = {data.P}, F = {data.F}")
+        if data.P > MAX_ENUMERATED_PATCHES:
+            query_masks(data, (0,))  # raises the size error, with its remedy
+
+
+class MaskedAttention(_Enumerated):
     """The reduced masked-reconstruction model, every mask enumerated (docs/derivations/
     masked.md, §Reduced coordinates and §The gradient).
 
@@ -177,22 +203,6 @@ class MaskedAttention(Model):
                 blocks.update(beta=(n,), beta0=(1,))
         return Layout(blocks)
 
-    def init(self, rng: Any = None, preset: str = "zero", scale: float = 0.01) -> np.ndarray:
-        """Q(0) = 0 (``"zero"``) or entries N(0, scale²) (``"normal"``)."""
-        _option("preset", preset, PRESETS)
-        if preset == "zero":
-            return np.zeros(self.layout.size)
-        if not (np.isfinite(scale) and scale > 0):
-            raise ArgumentError(f"scale must be a positive number, got {scale!r}")
-        return scale * generator(rng).standard_normal(self.layout.size)
-
-    def check_data(self, data: Any) -> None:
-        self.check_data_type(data)
-        if (data.P, data.F) != (self.P, self.F):
-            raise ArgumentError(f"data: the model has P = {self.P}, F = {self.F}; the design "
-                                f"has P = {data.P}, F = {data.F}")
-        if data.P > MAX_ENUMERATED_PATCHES:
-            query_masks(data, (0,))  # raises the size error, with its remedy
 
     # ------------------------------------------------------------------ forward
 
@@ -504,7 +514,7 @@ def _configurations(design: MaskedDesign, group_list: tuple[Group, ...]) -> Coun
 # ------------------------------------------------------------------------------ full Q
 
 
-class MaskedFullQ(Model):
+class MaskedFullQ(_Enumerated):
     """The reference: the full matrix Q ∈ R^{d×d} on explicit tokens (features first, then
     positions, then the mask vector m_0 if any), every mask enumerated, one query at a time.
 
@@ -540,18 +550,6 @@ class MaskedFullQ(Model):
     @property
     def layout(self) -> Layout:
         return Layout({"Q": (self.d, self.d)})
-
-    def init(self, rng: Any = None, preset: str = "zero", scale: float = 0.01) -> np.ndarray:
-        _option("preset", preset, PRESETS)
-        if preset == "zero":
-            return np.zeros(self.layout.size)
-        return scale * generator(rng).standard_normal(self.layout.size)
-
-    def check_data(self, data: Any) -> None:
-        self.check_data_type(data)
-        if (data.P, data.F) != (self.P, self.F):
-            raise ArgumentError(f"data: the model has P = {self.P}, F = {self.F}; the design "
-                                f"has P = {data.P}, F = {data.F}")
 
     def reduced(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """The reduced coordinates of Q (all queries): B = rows e_p, feature columns; C = rows

@@ -3,17 +3,15 @@ excess with the predicted rate, and the learned attention scores per query."""
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from gradflow.errors import CheckpointError
 from gradflow.files import read_json
 from gradflow.papers.ntp import theory
 from gradflow.papers.ntp.data import FIXTURE_NAMES
-from gradflow.plotting import draw_figures, field, load_trajectory, save, serialized
+from gradflow.plotting import draw_figures, field, load_arrays, load_trajectory, save, serialized
 from gradflow.trajectory import Trajectory
 
 __all__ = ["draw"]
@@ -79,13 +77,8 @@ def attention_scores(stage2: Trajectory, W_kq_star: np.ndarray, queries: np.ndar
 
 def _max_margin(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """W_kq* and the query tokens saved by the run, naming the file when it is unusable."""
-    try:
-        with np.load(path, allow_pickle=False) as mm:
-            return mm["W_kq"], mm["queries"]
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} does not exist") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"{path} is not the max-margin file of an ntp run ({exc})") from None
+    arrays = load_arrays(path, ("W_kq", "queries"), "the max-margin file of an ntp run")
+    return arrays["W_kq"], arrays["queries"]
 
 
 @serialized
