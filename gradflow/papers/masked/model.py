@@ -305,7 +305,9 @@ class MaskedAttention(_Enumerated):
     def observables(self, data: MaskedDesign) -> dict[str, Observable]:
         """``loss``, ``loss_gap`` (L − L*; only where the floor is known: softmax over all,
         content-only value), ``own_mass`` (n_q, K), ``own_fp`` (n_q, K), ``pp_sum`` (Σ_q C_pq,
-        conserved: n_q), ``grad_norm``."""
+        conserved: n_q), ``grad_norm``, and ``diversity`` when every query is trained (a
+        translation-invariant ring's maps are rebuilt from one query by
+        :func:`gradflow.papers.masked.protocol.ring_maps`)."""
         self.check_data(data)
         unpack = self.layout.unpack
         obs: dict[str, Observable] = {
@@ -319,6 +321,8 @@ class MaskedAttention(_Enumerated):
         if self.softmax == "all" and not self.value_pos:
             floor = theory.floor(data, self.queries, self.normalize)
             obs["loss_gap"] = lambda th: float(self.loss(unpack(th), data)) - floor
+        if self.queries == tuple(range(self.P)):  # every query's map: the diversity metric
+            obs["diversity"] = lambda th: theory.diversity(self.attention_maps(unpack(th), data))
         return obs
 
 
@@ -463,6 +467,17 @@ class MaskedGrouped(Model):
         """ḃ_r, the velocity of each group's FP correlation (one coordinate), shape (R,)."""
         return -self.grad(params, data)["b"] / np.sqrt(self.multiplicity_b)
 
+    @property
+    def dominant_group(self) -> int:
+        """g: the group of the largest other area (ties: the first)."""
+        return 1 + int(np.argmax([grp.size for grp in self.groups[1:]]))
+
+    def velocity_gap(self, params: dict[str, np.ndarray], data: MaskedDesign) -> float:
+        """Δ(θ) = |ḃ_g| − ḃ_t: at Q = 0 the initial-rate gap Δ0 (docs/derivations/masked.md,
+        §Phases); its first fall through 0 is t_over."""
+        v = self.velocities(params, data)
+        return float(abs(v[self.dominant_group]) - v[0])
+
     def masses(self, params: dict[str, np.ndarray], data: MaskedDesign) -> np.ndarray:
         """The expected attention mass on each group's unmasked patches, per area of the group,
         given p ∈ M, shape (R,). Entry 0 is conditional on the own area being visible (A_own)."""
@@ -475,7 +490,8 @@ class MaskedGrouped(Model):
 
     def observables(self, data: MaskedDesign) -> dict[str, Observable]:
         """``loss``, ``loss_gap`` (softmax over all), ``own_mass``, ``masses`` (per group, per
-        area), ``b``, ``c`` (per group), ``c_self``, ``fp_velocity``, ``pp_sum`` (Σ_q C_pq)."""
+        area), ``b``, ``c`` (per group), ``c_self``, ``fp_velocity`` (ḃ_r), ``velocity_gap``
+        (|ḃ_g| − ḃ_t: Δ0 at t = 0), ``pp_sum`` (Σ_q C_pq)."""
         self.check_data(data)
         unpack = self.layout.unpack
         obs: dict[str, Observable] = {
@@ -486,6 +502,7 @@ class MaskedGrouped(Model):
             "c": lambda th: self.correlations(unpack(th))[1],
             "c_self": lambda th: float(self.correlations(unpack(th))[2]),
             "fp_velocity": lambda th: self.velocities(unpack(th), data),
+            "velocity_gap": lambda th: self.velocity_gap(unpack(th), data),
             "pp_sum": lambda th: float(unpack(th)["c"] @ np.sqrt(self.multiplicity_c)
                                        + self.correlations(unpack(th))[2]),
         }

@@ -180,15 +180,13 @@ def grouped_flow(design: MaskedDesign, p: int, t_end: float, *, record_at: Any =
                                                   if k in options})
     solver = {**SOLVER, **options}
     unpack = model.layout.unpack
-    sizes = [grp.size for grp in model.groups]
-    g = 1 + int(np.argmax(sizes[1:]))  # the group of the largest other area
+    g = model.dominant_group
 
     def mass(th):
         return model.masses(unpack(th), design)[0]
 
     def overtake(th):
-        v = model.velocities(unpack(th), design)
-        return float(v[0] - abs(v[g]))
+        return -model.velocity_gap(unpack(th), design)
 
     def cross(th):
         m = model.masses(unpack(th), design)
@@ -200,8 +198,8 @@ def grouped_flow(design: MaskedDesign, p: int, t_end: float, *, record_at: Any =
                     record_at=record_grid(t_end, 10) if record_at is None else record_at,
                     observables=model.observables(design), events=events,
                     progress=progress, **solver)
-    v0 = model.velocities(unpack(model.init()), design)
-    t_over = 0.0 if v0[0] >= abs(v0[g]) else _first(traj, "t_over")
+    t_over = 0.0 if model.velocity_gap(unpack(model.init()), design) <= 0 else _first(
+        traj, "t_over")
     m0 = model.masses(unpack(model.init()), design)
     t_cross = 0.0 if m0[0] >= m0[g] else _first(traj, "t_cross")
     times = PhaseTimes({level_name(x): _first(traj, level_name(x)) for x in levels}, t_over,
