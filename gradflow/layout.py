@@ -165,6 +165,88 @@ class Layout:
             flat = flat.astype(np.result_type(np.float64, flat.dtype))
         return flat
 
+    def check_stack(self, thetas: Any, name: str = "thetas") -> np.ndarray:
+        """Return ``thetas`` as an array after checking it is a stack of flat vectors.
+
+        Parameters
+        ----------
+        thetas : array_like, shape (B, size)
+            One flat vector per member, B ≥ 1.
+        name : str
+            The argument's name in the error message.
+
+        Raises
+        ------
+        ArgumentError
+            If ``thetas`` is not two-dimensional with ``B >= 1`` rows of length :attr:`size`.
+        """
+        thetas = np.asarray(thetas)
+        if thetas.ndim != 2 or thetas.shape[1] != self.size or thetas.shape[0] < 1:
+            raise ArgumentError(
+                f"{name} must be a stack of flat vectors of shape (B, {self.size}) with "
+                f"B >= 1 for {self!r}, got shape {thetas.shape}"
+            )
+        return thetas
+
+    def unpack_batch(self, thetas: np.ndarray) -> dict[str, np.ndarray]:
+        """Views of the blocks of a stack of flat vectors, with a leading member axis.
+
+        Parameters
+        ----------
+        thetas : ndarray, shape (B, size)
+
+        Returns
+        -------
+        dict of str to ndarray
+            Block name to a view of shape ``(B, *shapes[name])``: row b of ``thetas``
+            unpacked is ``{k: v[b] for k, v in blocks.items()}``. Writing into a view writes
+            ``thetas`` when it is C-contiguous (as :meth:`unpack`).
+        """
+        thetas = self.check_stack(thetas)
+        b = thetas.shape[0]
+        return {k: thetas[:, s].reshape(b, *self.shapes[k]) for k, s in self.slices.items()}
+
+    def pack_batch(self, blocks: Mapping[str, Any], out: np.ndarray | None = None) -> np.ndarray:
+        """Inverse of :meth:`unpack_batch`: named blocks with a leading member axis → (B, size).
+
+        Parameters
+        ----------
+        blocks : mapping of str to array_like
+            Exactly the layout's names, block k of shape ``(B, *shapes[k])`` with one B.
+        out : ndarray, shape (B, size), optional
+            Written in place and returned when given.
+
+        Returns
+        -------
+        ndarray, shape (B, size)
+            Row b is ``pack({k: v[b]})``.
+        """
+        if blocks.keys() != self.shapes.keys():
+            missing = set(self.names) - set(blocks)
+            extra = set(blocks) - set(self.names)
+            raise ArgumentError(
+                f"blocks must have exactly the names {list(self.names)}; "
+                f"missing {sorted(missing)}, unexpected {sorted(extra)}"
+            )
+        arrays = {k: np.asarray(blocks[k]) for k in self.names}
+        first = arrays[self.names[0]]
+        b = first.shape[0] if first.ndim > 0 else -1
+        for k, shape in self.shapes.items():
+            v = arrays[k]
+            if v.shape != (b, *shape) or b < 1:
+                raise ArgumentError(
+                    f"block {k!r} must have shape (B, *{shape}) with the leading member axis "
+                    f"B={b} of block {self.names[0]!r}, got {v.shape}")
+        dtype = np.result_type(np.float64, *arrays.values())
+        if out is None:
+            out = np.empty((b, self.size), dtype=dtype)
+        elif out.shape != (b, self.size):
+            raise ArgumentError(f"out must have shape ({b}, {self.size}), got {out.shape}")
+        for k, s in self.slices.items():
+            # one strided copy per block: no loop over members
+            out[:, s] = arrays[k].reshape(b, -1)
+        return out
+
     def zeros(self, dtype: Any = np.float64) -> np.ndarray:
         """A zero vector of the layout's size."""
         return np.zeros(self.size, dtype=dtype)

@@ -72,6 +72,16 @@ class Model(ABC):
         attribute it cannot hash (a function, an arbitrary object) is an
         :class:`~gradflow.errors.ArgumentError` naming it, never a hash of its ``repr``.
 
+    11. :meth:`batched_grad` ``(params, data)``, with a default: the gradients of B members
+        at once, every block of ``params`` and of the result carrying a leading member axis
+        ``(B, *block_shape)``; ``data`` is one dataset shared by all members or a ``list`` of
+        B datasets, one per member (so a model's data is never itself a ``list``). The
+        default loops over the members calling :meth:`grad`; a model overrides it where
+        vectorising over members pays (small states, where NumPy's per-call overhead is
+        most of a step's cost). An override must equal the per-member :meth:`grad` to
+        rounding, for shared and for per-member data (checked by
+        :func:`gradflow.testing.check_model`). :func:`gradflow.simulate_ensemble` uses it.
+
     No method may modify its ``params`` or ``data`` arguments. :meth:`objective` then binds
     the model to a dataset for :func:`gradflow.simulate`.
     """
@@ -123,6 +133,33 @@ class Model(ABC):
             marks a block that is exactly zero. The default returns :meth:`grad` and zeros.
         """
         return self.grad(params, data), dict.fromkeys(self.layout.names, 0.0)
+
+    def batched_grad(self, params: dict[str, np.ndarray], data: Any) -> dict[str, np.ndarray]:
+        """The closed-form gradients of B members at once (contract rule 11).
+
+        Parameters
+        ----------
+        params : dict of str to ndarray
+            Block name to shape ``(B, *layout.shapes[name])``: member b's parameters are
+            ``{k: v[b] for k, v in params.items()}``.
+        data : dataset of this model, or list of B datasets
+            One dataset shared by every member, or ``data[b]`` for member b.
+
+        Returns
+        -------
+        dict of str to ndarray
+            Block name to shape ``(B, *layout.shapes[name])``; row b is
+            ``grad(params_b, data_b)[name]``. The default loops over the members.
+        """
+        first = params[self.layout.names[0]]
+        members = int(np.shape(first)[0])
+        per_member = isinstance(data, list)
+        if per_member and len(data) != members:
+            raise ArgumentError(f"data: a list of per-member datasets must have one per member "
+                                f"(B={members}), got {len(data)}")
+        rows = [self.grad({k: v[b] for k, v in params.items()}, data[b] if per_member else data)
+                for b in range(members)]
+        return {k: np.stack([np.asarray(row[k]) for row in rows]) for k in self.layout.names}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -234,6 +271,22 @@ class ModelObjective:
 
     def gradient(self, theta: np.ndarray) -> np.ndarray:
         return self.layout.pack(self.model.grad(self.layout.unpack(theta), self.data))
+
+    def batched_gradient(self, thetas: np.ndarray) -> np.ndarray:
+        """The gradients of a stack of parameter vectors on this objective's data.
+
+        Parameters
+        ----------
+        thetas : ndarray, shape (B, layout.size)
+
+        Returns
+        -------
+        ndarray, shape (B, layout.size)
+            Row b is ``gradient(thetas[b])``, through the model's
+            :meth:`~gradflow.Model.batched_grad` (contract rule 11) with the data shared.
+        """
+        params = self.layout.unpack_batch(thetas)
+        return self.layout.pack_batch(self.model.batched_grad(params, self.data))
 
     def scaled_gradient(self, theta: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         """The gradient with each block divided by a positive factor, and the factors' logs

@@ -31,6 +31,32 @@ def test_unpack_returns_views_and_pack_inverts():
     assert layout.block(np.stack([theta, 2 * theta]), "W").shape == (2, 2, 3)
 
 
+def test_batch_unpack_is_per_row_unpack_and_pack_batch_inverts():
+    layout = Layout({"W": (2, 3), "b": (4,)})
+    thetas = np.arange(30.0).reshape(3, 10)
+    blocks = layout.unpack_batch(thetas)
+    assert blocks["W"].shape == (3, 2, 3) and blocks["b"].shape == (3, 4)
+    for row, theta in enumerate(thetas):  # exactly the single-vector unpack, row by row
+        for name, value in layout.unpack(theta).items():
+            assert_array_equal(blocks[name][row], value)
+    blocks["b"][1, 0] = -1.0  # views: write through
+    assert thetas[1, 6] == -1.0
+    assert_array_equal(layout.pack_batch(blocks), thetas)
+    out = np.empty((3, 10))
+    assert layout.pack_batch(blocks, out=out) is out
+
+
+def test_batch_layout_errors_name_the_problem():
+    layout = Layout({"W": (2, 3), "b": (4,)})
+    for bad in (np.zeros(10), np.zeros((2, 9)), np.zeros((0, 10)), np.zeros((1, 2, 10))):
+        with pytest.raises(ArgumentError, match=r"thetas must be a stack .* \(B, 10\)"):
+            layout.unpack_batch(bad)
+    with pytest.raises(ArgumentError, match="missing"):
+        layout.pack_batch({"W": np.zeros((2, 2, 3))})
+    with pytest.raises(ArgumentError, match=r"'b' must have shape \(B, \*\(4,\)\) .* B=2"):
+        layout.pack_batch({"W": np.zeros((2, 2, 3)), "b": np.zeros((3, 4))})
+
+
 def test_layout_errors_name_the_problem():
     layout = Layout({"W": (2, 3)})
     with pytest.raises(ArgumentError, match=r"shape \(6,\)"):
