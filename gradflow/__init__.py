@@ -1,5 +1,6 @@
 """gradflow: continuous-time gradient flow of small transformers from closed-form gradients."""
 
+from gradflow.ensemble import EnsembleTrajectory, simulate_ensemble
 from gradflow.errors import (
     ArgumentError,
     BlowUpError,
@@ -30,6 +31,7 @@ __all__ = [
     "BlowUpError",
     "BudgetExceededError",
     "CheckpointError",
+    "EnsembleTrajectory",
     "Event",
     "Experiment",
     "GradflowError",
@@ -52,6 +54,7 @@ __all__ = [
     "directional_derivative",
     "log_grid",
     "simulate",
+    "simulate_ensemble",
     "solve_max_margin",
 ]
 __version__ = "0.1.0"
