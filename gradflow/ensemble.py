@@ -816,6 +816,7 @@ class _EnsembleRun:
             h = min(state["h"], tau_end - tau)
         if f is not None:
             field.primed = (tau, Y.ravel(), f)
+        self.monitor.reset()  # the step history before a restart was the dropped members'
         cls = ENSEMBLE_METHODS[self.method]
         solver = cls.__new__(cls)
         solver.members = ids.size
@@ -848,9 +849,8 @@ class _EnsembleRun:
         field = _StackedField(self, piece)
         tau_end = self.piece_tau[piece + 1]
         solver = self._make_solver(field, state, tau_end)
-        self.monitor.reset()
         while solver is not None and solver.status == "running":
-            tau_old, y_old, f_old, h_old = solver.t, solver.y, solver.f, state["h"]
+            tau_old, y_old, f_old = solver.t, solver.y, solver.f
             ids = state["active"]
             field.nonfinite.clear()
             message = solver.step()
@@ -886,8 +886,9 @@ class _EnsembleRun:
                         self._fail(b, kind, t_old, Y_old[i], detail=detail, **extra)
                 self.counters["restarts"] += 1
                 f = f_old.reshape(m, self.P)[keep].ravel()
-                state.update(active=ids[keep], Y=Y_old[keep], tau=tau_old,
-                             h=h_old if h_old is not None else solver.h_abs, f=f)
+                # the step size was the culprit's: the others start afresh (their own
+                # initial steps) from the last accepted state
+                state.update(active=ids[keep], Y=Y_old[keep], tau=tau_old, h=None, f=f)
                 if not keep.any():
                     return
                 solver = self._make_solver(field, state, tau_end)

@@ -1,7 +1,7 @@
 """Check a model against the contract of :class:`gradflow.model.Model` in one call.
 
 :func:`check_model` evaluates a model on its data at a few points and checks every rule of the
-contract that can be checked by running the code (rules 1 and 3–10, and "no method may modify
+contract that can be checked by running the code (rules 1 and 3–11, and "no method may modify
 its arguments"). Rule 2 (validated hyper-parameters) and the parts of the others that are about
 documentation (derivations, the paper's names) are for a reviewer. A researcher's test is one
 line::
@@ -46,6 +46,7 @@ CHECKS: dict[str, str] = {
     "8.observables": "observables(data) are callables returning numbers, without raising",
     "9.check_data": "check_data accepts the model's data and refuses foreign data",
     "10.content_hash": "content_hash is a stable 64-hex-digit hash",
+    "11.batched_grad": "batched_grad equals grad member by member, data shared or per member",
     "no_mutation": "no method modifies its params or data arguments",
 }
 """The checks of :func:`check_model`, by id (``"<contract rule>.<what>"``): the keys that
@@ -67,6 +68,13 @@ to the largest |ℓ_n|, plus h itself as an absolute floor: with h = 1e-30 the r
 −h²/2·vᵀ∇²ℓ v (1e-60 times the curvature: below h for any curvature under 1e30) and by the
 rounding of complex against real arithmetic, a few ε per operation. A complex path computing
 something else than the real one (a branch on the dtype, a dropped term) differs by far more."""
+
+BATCHED_RTOL = 1e-10
+"""Relative tolerance (block norm, per member) of ``batched_grad`` against ``grad``: the same
+gradient computed with the members stacked, so they differ by the rounding of a different
+summation order (einsum or a stacked matmul against a loop: a few ε per operation, ~1e-15
+relative, more where terms cancel); a swapped member, a missing term or data of another member
+moves a block by O(1) of its norm."""
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _TINY = float(np.finfo(float).tiny)
@@ -411,9 +419,16 @@ def check_model(
     * ``10.content_hash``: ``content_hash(data)`` is 64 lowercase hex digits, equal when
       computed twice, after every evaluation above (lazily filled caches do not count), and
       for a ``copy.deepcopy`` of model and data.
+    * ``11.batched_grad``: a model that overrides :meth:`~gradflow.Model.batched_grad`
+      (the default loops over ``grad`` and is not re-checked): on the stack of the evaluated
+      points (members of very different scales), with the data shared and as a list of one
+      dataset per member, every block has shape ``(B, *block_shape)`` and member b's equals
+      ``grad`` at point b to :data:`BATCHED_RTOL` of its norm (plus the underflow floor of
+      ``7.scaled_grad``).
     * ``no_mutation``: θ (hence the params views), the params dict and every ndarray field of
       ``data`` are byte-identical after each call of ``sample_losses``, ``sample_weights``,
-      ``loss``, ``weighted_losses``, ``grad``, ``scaled_grad``, ``observables``, each
+      ``loss``, ``weighted_losses``, ``grad``, ``scaled_grad``, ``batched_grad``,
+      ``observables``, each
       observable, ``check_data`` and ``content_hash``.
 
     **Points.** ``theta``; one random point per seed; the first random point times each of
@@ -517,6 +532,9 @@ def check_model(
     # ------------------------------------------------------------------ rule 9: check_data
     _check_foreign(model, data, foreign, guard, results, summary)
 
+    # ------------------------------------------------------------------ rule 11: batched_grad
+    _check_batched(model, data, layout, evaluated, guard, results, summary)
+
     # ------------------------------------------------------------------ rule 10: hash
     _check_hash(model, data, hash_before, guard, results, summary)
 
@@ -526,6 +544,68 @@ def check_model(
     report.checks = _finish(results, summary, known)
     _raise_if_failed(report)
     return report
+
+
+def _check_batched(model: Model, data: Any, layout: Layout, points: dict[str, np.ndarray],
+                   guard: _Guard, results: dict[str, list[str]],
+                   summary: dict[str, list[str]]) -> None:
+    """Rule 11: an overriding ``batched_grad`` equals ``grad`` row by row, on the stack of the
+    evaluated points (members of very different scales), with the data shared and as a list
+    of one dataset per member; the default loops over ``grad`` and is not re-checked."""
+    if type(model).batched_grad is Model.batched_grad:
+        summary["11.batched_grad"].append("the default (a loop over grad): nothing to check")
+        return
+    if not points:
+        results["11.batched_grad"].append("no point where the loss is finite to check it at")
+        return
+    labels = list(points)
+    stack = np.stack([points[k] for k in labels])
+    if len(labels) == 1:  # at least two members: a swap or a broadcast must show
+        stack = np.stack([stack[0], 0.5 * stack[0]])
+        labels.append(f"0.5*{labels[0]}")
+    out = results["11.batched_grad"]
+    rows = []
+    for i in range(stack.shape[0]):
+        try:
+            rows.append(model.grad(layout.unpack(stack[i].copy()), data))
+        except Exception as exc:
+            out.append(f"grad at {labels[i]} {_error(exc)}")
+            return
+    worst = 0.0
+    for kind, arg in (("shared data", data), ("a list of per-member data",
+                                               [data] * stack.shape[0])):
+        thetas = stack.copy()
+        params = layout.unpack_batch(thetas)
+        try:
+            batched = guard.call("batched_grad", model.batched_grad, thetas, params, arg)
+        except Exception as exc:
+            out.append(f"with {kind}: batched_grad {_error(exc)}")
+            continue
+        if not isinstance(batched, Mapping) or set(batched) != set(layout.names):
+            out.append(f"with {kind}: batched_grad returned "
+                       f"{sorted(batched) if isinstance(batched, Mapping) else type(batched)}"
+                       f", expected the blocks {list(layout.names)}")
+            continue
+        for name, shape in layout.shapes.items():
+            value = np.asarray(batched[name])
+            if value.shape != (stack.shape[0], *shape):
+                out.append(f"with {kind}: block {name!r} has shape {value.shape}, expected "
+                           f"{(stack.shape[0], *shape)} (members first)")
+                continue
+            for i, row in enumerate(rows):
+                ref = np.asarray(row[name], dtype=float)
+                diff = float(np.linalg.norm(value[i] - ref))
+                scale = max(float(np.linalg.norm(ref)), float(np.linalg.norm(value[i])))
+                floor = math.sqrt(ref.size) * _TINY / _EPS
+                if not diff <= BATCHED_RTOL * scale + floor:
+                    out.append(f"with {kind}: block {name!r} of member {i} ({labels[i]}) "
+                               f"differs from grad by {diff:.3g} (norm {scale:.3g})")
+                elif scale > 0:
+                    worst = max(worst, diff / scale)
+    if not out:
+        summary["11.batched_grad"].append(
+            f"{stack.shape[0]} members, shared and per-member data: largest relative "
+            f"difference {worst:.2g} (tolerance {BATCHED_RTOL:g})")
 
 
 def _repr(model: Any) -> str:
