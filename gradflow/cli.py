@@ -152,7 +152,7 @@ def _sweep(args: argparse.Namespace) -> int:
             executor, health = client.get_executor(), dask_health(client)
         records = run_sweep(spec, args.out, executor=executor, workers=args.workers,
                             progress=not args.no_progress, force=args.force, health=health,
-                            health_timeout=args.worker_timeout)
+                            health_timeout=args.worker_timeout, ensemble=args.ensemble)
     failed = [r for r in records if r.get("status") != "ok"]
     print(f"{len(records) - len(failed)}/{len(spec.tasks)} tasks finished; results in "
           f"{Path(args.out) / 'results.jsonl'}" + (f"; {len(failed)} failed" if failed else ""))
@@ -276,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--worker-timeout", type=float, default=300.0, metavar="SECONDS",
                        help="with --scheduler: give up after the scheduler has had no workers "
                        "this long (default 300)")
+    sweep.add_argument("--ensemble", type=int, default=None, metavar="N",
+                       help="integrate up to N seeds of one grid point as one ensemble per "
+                       "worker, for experiments that support it (default 32; 1: each task "
+                       "alone)")
     sweep.set_defaults(func=_sweep)
     splot = sub.add_parser("sweep-plot", help="aggregate figure of a sweep folder")
     splot.add_argument("dir", help="the sweep folder")

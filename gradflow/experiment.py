@@ -20,6 +20,7 @@ parameters that set the largest part.
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import numbers
 import os
@@ -34,6 +35,7 @@ import numpy as np
 from gradflow.claims import evaluate_summary
 from gradflow.errors import ArgumentError
 from gradflow.files import read_json, write_atomic, write_json
+from gradflow.trajectory import to_jsonable
 
 __all__ = [
     "BUDGET",
@@ -255,6 +257,18 @@ class Experiment:
     claims : tuple of Claim
         The paper's ledger claims this experiment also measures (:attr:`Claim.from_summary`):
         :meth:`run` evaluates them on the summary and saves them as ``claims.json``.
+    train_ensemble : callable (configs, outs, progress) -> list of Outcome or Exception, optional
+        The opt-in of sweeps to ensembles (:func:`gradflow.simulate_ensemble`): ``train`` of
+        several configs that differ only in :attr:`ensemble_keys` (the seeds of one grid
+        point), integrated together. It returns, per config in order, what ``train`` would
+        have returned for it, or the exception ``train`` would have raised for it: one
+        member's failure is that config's failure only. :meth:`run_ensemble` writes each
+        config's run folder from it exactly as :meth:`run` does.
+    ensemble_keys : tuple of str
+        The parameters in which the configs of one ensemble may differ (seed parameters).
+    ensemble_ok : callable config -> bool
+        Whether a config may join an ensemble (e.g. only explicit solver methods, no
+        per-run checkpoint); the others run alone through ``train``.
     """
 
     name: str
@@ -267,6 +281,9 @@ class Experiment:
     report: Callable[[dict[str, Any]], list[str]]
     checks: Callable[[dict[str, Any]], None] = field(default=lambda config: None)
     claims: tuple[Any, ...] = ()
+    train_ensemble: Callable[[list[dict[str, Any]], list[Path], bool], list[Any]] | None = None
+    ensemble_keys: tuple[str, ...] = ()
+    ensemble_ok: Callable[[dict[str, Any]], bool] = field(default=lambda config: True)
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.parameters}
@@ -301,7 +318,61 @@ class Experiment:
         """
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        outcome = self.train(config, out, progress)
+        return self._write(self.train(config, out, progress), config, out)
+
+    def ensemble_group(self, config: Mapping[str, Any]) -> str | None:
+        """The ensemble a config may join: a key equal for configs that differ only in
+        :attr:`ensemble_keys`; None if the experiment has no :attr:`train_ensemble` or
+        :attr:`ensemble_ok` refuses the config."""
+        if self.train_ensemble is None or not self.ensemble_ok(dict(config)):
+            return None
+        rest = {k: v for k, v in config.items() if k not in self.ensemble_keys}
+        return json.dumps(to_jsonable(rest), sort_keys=True)
+
+    def run_ensemble(self, configs: Sequence[dict[str, Any]], outs: Sequence[str | Path],
+                     progress: bool = False) -> list[dict[str, Any] | Exception]:
+        """:meth:`run` of several configs of one ensemble (:meth:`ensemble_group`) at once,
+        through :attr:`train_ensemble`: each config's run folder is written as :meth:`run`
+        writes it.
+
+        Returns
+        -------
+        list
+            Per config, its summary, or the exception its training or writing raised (one
+            config's failure is that config's only).
+
+        Raises
+        ------
+        ArgumentError
+            The experiment has no ``train_ensemble``, or the configs belong to different
+            ensembles.
+        """
+        configs = [dict(c) for c in configs]
+        groups = {self.ensemble_group(c) for c in configs}
+        if None in groups or len(groups) != 1 or len(outs) != len(configs):
+            raise ArgumentError(f"run_ensemble of {self.name!r}: the configs must be one "
+                                f"ensemble (differing only in {list(self.ensemble_keys)}, each "
+                                "accepted by ensemble_ok), one folder each")
+        paths = [Path(o) for o in outs]
+        for path in paths:
+            path.mkdir(parents=True, exist_ok=True)
+        outcomes = self.train_ensemble(configs, paths, progress)
+        if len(outcomes) != len(configs):
+            raise ArgumentError(f"{self.name}.train_ensemble returned {len(outcomes)} results "
+                                f"for {len(configs)} configs")
+        results: list[dict[str, Any] | Exception] = []
+        for config, path, outcome in zip(configs, paths, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                results.append(outcome)
+                continue
+            try:
+                results.append(self._write(outcome, config, path))
+            except Exception as exc:  # this config's failure only
+                results.append(exc)
+        return results
+
+    def _write(self, outcome: Outcome, config: dict[str, Any], out: Path) -> dict[str, Any]:
+        """Write a run folder from a trained outcome (what :meth:`run` does after ``train``)."""
         for name, trajectory in outcome.trajectories.items():
             trajectory.save(out / f"{name}.npz")
         for name, arrays in outcome.arrays.items():

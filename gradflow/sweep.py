@@ -50,8 +50,8 @@ from gradflow import folders, registry
 from gradflow.errors import ArgumentError, GradflowError
 from gradflow.trajectory import to_jsonable
 
-__all__ = ["ClusterError", "SweepSpec", "SweepWarning", "connect_dask", "dask_health",
-           "load_results", "load_sweep", "run_sweep", "run_task"]
+__all__ = ["DEFAULT_ENSEMBLE", "ClusterError", "SweepSpec", "SweepWarning", "connect_dask",
+           "dask_health", "load_results", "load_sweep", "run_group", "run_sweep", "run_task"]
 
 RESULTS = "results.jsonl"
 BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -62,6 +62,12 @@ HEALTH_POLL = 2.0
 """Seconds between checks of an executor's ``health`` while no task finishes."""
 SCHEDULER_CONNECT_TIMEOUT = 10.0
 """Seconds :func:`connect_dask` waits for a scheduler."""
+DEFAULT_ENSEMBLE = 32
+"""Default largest number of tasks (seeds of one grid point) one worker integrates as one
+ensemble, for experiments with ``train_ensemble``. The per-member cost of a stacked step
+falls steeply up to a few tens of members on the small models and flattens after (the
+gradient's own cost takes over: ``docs/performance.md``), while a larger ensemble waits for
+its slowest member and loses more to a killed worker."""
 
 
 class ClusterError(GradflowError):
@@ -226,6 +232,69 @@ def run_task(experiment_name: str, config: dict[str, Any], out: str) -> dict[str
     return record
 
 
+def run_group(experiment_name: str, configs: list[dict[str, Any]], out: str
+              ) -> list[dict[str, Any]]:
+    """Run tasks of one ensemble (seeds of one grid point: :meth:`Experiment.ensemble_group`)
+    in a worker, as one :meth:`Experiment.run_ensemble`; return one record per task, as
+    :func:`run_task` would.
+
+    Every task folder is locked and gets its ``runs.log`` line, and each task's run folder,
+    record and error are its own: a member's failure is that task's failure only. Never
+    raises: if the ensemble itself fails (not one member), every task is run alone with
+    :func:`run_task`, so that no task is recorded with another's error.
+    """
+    if len(configs) == 1:
+        return [run_task(experiment_name, configs[0], out)]
+    keys = [SweepSpec.key(c) for c in configs]
+    paths = [Path(out) / "tasks" / key for key in keys]
+    try:
+        experiment = registry.get(experiment_name)
+        with contextlib.ExitStack() as stack:
+            for path in paths:
+                path.mkdir(parents=True, exist_ok=True)
+                stack.enter_context(folders.locked(path))
+            for path in paths:
+                with (path / "runs.log").open("a") as log:
+                    log.write(_attempt_line())
+            results = experiment.run_ensemble(configs, paths, False)
+    except Exception:  # the ensemble as a whole: each task alone, with its own record
+        return [run_task(experiment_name, c, out) for c in configs]
+    records = []
+    for key, config, path, result in zip(keys, configs, paths, results, strict=True):
+        record: dict[str, Any] = {"key": key, "config": to_jsonable(config), "path": str(path)}
+        if isinstance(result, Exception):
+            record.update(status="error", summary=None,
+                          error=f"{type(result).__name__}: {result}",
+                          traceback="".join(traceback.format_exception(result, limit=5)))
+        else:
+            record.update(status="ok", summary=_scalars(result), error=None)
+        records.append(record)
+    return records
+
+
+def _jobs(experiment_name: str, pending: Mapping[str, dict[str, Any]], ensemble: int,
+          workers: int | None) -> list[list[str]]:
+    """The pending task keys in jobs: tasks of one ensemble group (the seeds of one grid
+    point) together, at most ``ensemble`` per job and, for a local pool, small enough that
+    every worker gets a job (processes × members); every other task alone."""
+    experiment = registry.get(experiment_name)
+    groups: dict[str, list[str]] = {}
+    jobs: list[list[str]] = []
+    for key, config in pending.items():
+        group = experiment.ensemble_group(config) if ensemble > 1 else None
+        if group is None:
+            jobs.append([key])
+        else:
+            groups.setdefault(group, []).append(key)
+    grouped = sum(len(keys) for keys in groups.values())
+    size = ensemble
+    if workers is not None and grouped:
+        size = max(1, min(ensemble, -(-grouped // workers)))
+    for keys in groups.values():
+        jobs.extend(keys[i:i + size] for i in range(0, len(keys), size))
+    return jobs
+
+
 def _failed(key: str, config: Mapping[str, Any], out: Path, error: str) -> dict[str, Any]:
     """The record of a task that never returned one."""
     return {"key": key, "config": to_jsonable(dict(config)),
@@ -366,33 +435,41 @@ def _attempts(out: Path, key: str) -> int:
 
 
 def _run_local(pending: dict[str, dict[str, Any]], experiment: str, out: Path,
-               workers: int | None) -> Iterator[dict[str, Any]]:
+               workers: int | None, jobs: list[list[str]]) -> Iterator[dict[str, Any]]:
     """Records of the pending tasks from a local pool of spawned processes.
 
     A worker that dies (SIGKILL, the OOM killer, a crash) breaks a ``ProcessPoolExecutor``
     and fails every task in it. Then the pool is rebuilt and the lost tasks are submitted again;
     the tasks that had started are suspects and run again one at a time, alone in a fresh
     process, so a task that kills its worker a second time is the culprit: it is recorded as
-    failed (retried by the next run of the sweep) and the sweep goes on.
+    failed (retried by the next run of the sweep) and the sweep goes on. A job of several
+    tasks (an ensemble) that loses its worker makes all of them suspects: each then runs alone.
     """
     todo = dict(pending)
     lost: dict[str, int] = {}
     while todo:
         suspects = [k for k in todo if lost.get(k)]
-        batch = suspects[:1] or list(todo)
+        if suspects:
+            batch_jobs = [suspects[:1]]
+        else:
+            batch_jobs = [kept for job in jobs if (kept := [k for k in job if k in todo])]
+            known = {k for job in batch_jobs for k in job}
+            batch_jobs += [[k] for k in todo if k not in known]
+        batch = [k for job in batch_jobs for k in job]
         before = {k: _attempts(out, k) for k in batch}
         broken = False
         with _pool(1 if suspects else workers) as pool:
-            futures = {pool.submit(run_task, experiment, todo[k], str(out)): k for k in batch}
+            futures = {pool.submit(run_group, experiment, [todo[k] for k in job], str(out)):
+                       job for job in batch_jobs}
             for future in as_completed(futures):
-                key = futures[future]
                 try:
-                    record = future.result()
+                    records = future.result()
                 except BrokenProcessPool:
                     broken = True
                     continue
-                del todo[key]
-                yield record
+                for record in records:
+                    todo.pop(record["key"], None)
+                    yield record
         if not broken:
             continue
         unfinished = [k for k in batch if k in todo]
@@ -413,11 +490,11 @@ def _run_local(pending: dict[str, dict[str, Any]], experiment: str, out: Path,
 
 def _run_remote(pending: dict[str, dict[str, Any]], experiment: str, out: Path,
                 executor: Executor, health: Callable[[], str | None] | None,
-                health_timeout: float) -> Iterator[dict[str, Any]]:
+                health_timeout: float, jobs: list[list[str]]) -> Iterator[dict[str, Any]]:
     """Records of the pending tasks from any executor; ``health`` (if given) is asked while no
     task finishes, and a problem it reports for ``health_timeout`` seconds ends the sweep."""
-    futures = {executor.submit(run_task, experiment, task, str(out)): key
-               for key, task in pending.items()}
+    futures = {executor.submit(run_group, experiment, [pending[k] for k in job], str(out)):
+               job for job in jobs}
     not_done = set(futures)
     stalled_since: float | None = None
     try:
@@ -425,13 +502,16 @@ def _run_remote(pending: dict[str, dict[str, Any]], experiment: str, out: Path,
             done, not_done = wait(not_done, timeout=None if health is None else HEALTH_POLL,
                                   return_when=FIRST_COMPLETED)
             for future in done:
-                key = futures[future]
+                job = futures[future]
                 try:
-                    yield future.result()
-                except Exception as exc:  # the executor lost the task: recorded, retried later
-                    yield _failed(key, pending[key], out,
-                                  f"{type(exc).__name__}: {exc} (the executor could not run "
-                                  "the task)")
+                    records = future.result()
+                except Exception as exc:  # the executor lost the job: recorded, retried later
+                    for key in job:
+                        yield _failed(key, pending[key], out,
+                                      f"{type(exc).__name__}: {exc} (the executor could not "
+                                      "run the task)")
+                    continue
+                yield from records
             if done or health is None:
                 stalled_since = None
                 continue
@@ -465,6 +545,7 @@ def run_sweep(
     force: bool = False,
     health: Callable[[], str | None] | None = None,
     health_timeout: float = 300.0,
+    ensemble: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run every unfinished task of ``spec``; return the record of each task that has one
     (finished before or now), in task order.
@@ -495,10 +576,22 @@ def run_sweep(
     health_timeout : float
         Seconds ``health`` may report a problem before the sweep gives up with
         :class:`ClusterError`.
+    ensemble : int, optional
+        For an experiment with ``train_ensemble``: the most tasks of one grid point (configs
+        that differ only in its ``ensemble_keys``, the seeds) that one worker integrates as one
+        :func:`gradflow.simulate_ensemble`; a local pool splits them further so that every
+        worker has a job. Default :data:`DEFAULT_ENSEMBLE`; 1 runs every task alone. Each
+        task keeps its own folder, record and failure; results are the same as alone up to
+        the solver tolerance (each member is integrated to its own rtol/atol).
     """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
         raise ArgumentError(f"workers must be a positive integer, got {workers!r}")
+    if ensemble is None:
+        ensemble = DEFAULT_ENSEMBLE
+    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
+        raise ArgumentError(f"ensemble (--ensemble) must be a positive integer, got "
+                            f"{ensemble!r}")
     if not (isinstance(health_timeout, int | float) and health_timeout > 0):
         raise ArgumentError(f"health_timeout (--worker-timeout) must be a positive number of "
                             f"seconds, got {health_timeout!r}")
@@ -512,16 +605,18 @@ def run_sweep(
         if pending:
             from tqdm.auto import tqdm
 
+            jobs = _jobs(spec.experiment, pending, ensemble,
+                         (workers or os.cpu_count() or 1) if executor is None else None)
             with (tqdm(total=len(keys), initial=len(records), unit="task",
                        disable=not progress) as bar, (out / RESULTS).open("a") as results):
                 with contextlib.ExitStack() as stack:
                     if executor is None:
                         stack.enter_context(_one_blas_thread())
                         source: Iterable[dict[str, Any]] = _run_local(
-                            pending, spec.experiment, out, workers)
+                            pending, spec.experiment, out, workers, jobs)
                     else:
                         source = _run_remote(pending, spec.experiment, out, executor, health,
-                                             health_timeout)
+                                             health_timeout, jobs)
                     for record in source:
                         results.write(json.dumps(record) + "\n")
                         results.flush()

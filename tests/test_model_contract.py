@@ -95,7 +95,7 @@ def test_the_tiny_model_passes_and_the_report_lists_every_check():
     assert list(report.points) == ["theta", "random(seed=0)", "random(seed=1)",
                                    "10*random(seed=0)", "100*random(seed=0)"]
     text = str(report)
-    assert "all 13 contract checks passed" in text
+    assert "all 14 contract checks passed" in text
     for check_id in CHECKS:
         assert check_id in text
 
@@ -373,7 +373,7 @@ def test_every_failure_is_listed_with_its_rule():
                                               "no_mutation"}
     text = str(info.value)
     assert text.index("FAILED") < text.index("ok  [rule 1]")  # failures first
-    assert "4 of 13 contract checks failed" in text
+    assert "4 of 14 contract checks failed" in text
 
 
 def test_a_model_without_data_passes_with_none():

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from gradflow.ensemble import ENSEMBLE_METHODS
 from gradflow.errors import ArgumentError, InfeasibleError, SolverError
 from gradflow.experiment import (
     Experiment,
@@ -145,48 +146,95 @@ def _bar(total: int, progress: bool, label: str):
 # ------------------------------------------------------------------------------ local
 
 
+LOCAL_COLUMNS = ("one_minus_cos", "norm", "log_off_mass", "last_change", "n_changes",
+                 "changed_after_gd", "locally_optimal", "globally_optimal", "score_gap",
+                 "nearest_higher", "nfev", "seconds", "final_selection")
+
+
 def train_local(config: dict[str, Any], out: Path, progress: bool = False) -> Outcome:
     """The normalised flow of every instance from the authors' initialisation, with the SVM of
     its selection tracked along it and the limit selection's local-optimality test."""
     grid = protocol.record_grid(config["t_end"], config["per_decade"], [GD_HORIZON])
     options = solver_options(config)
     N = config["instances"]
-    columns: dict[str, list[Any]] = {k: [] for k in (
-        "one_minus_cos", "norm", "log_off_mass", "last_change", "n_changes", "changed_after_gd",
-        "locally_optimal", "globally_optimal", "score_gap", "nearest_higher", "nfev",
-        "seconds", "final_selection")}
+    columns: dict[str, list[Any]] = {k: [] for k in LOCAL_COLUMNS}
     example = None
     step = _bar(N, progress, "attention_svm_local")
     for i in range(N):
         data, model = instance(config, i)
-        theta0 = model.init(rng=[config["seed"], i, 1], preset=config["init"],
-                            scale=config["init_scale"])
+        theta0 = _theta0_local(config, model, i)
         start = time.perf_counter()
         traj = protocol.normalized_flow(model, data, config["t_end"], theta0=theta0,
                                         record_at=grid, **options)
         seconds = time.perf_counter() - start
-        track = protocol.svm_track(model, data, traj)
         example = traj if i == 0 else example
-        final = track.final
-        test = (theory.local_optimality(data, final, track.final_solution)
-                if track.final_solution is not None else None)
-        k_gd = int(np.argmin(np.abs(track.t - GD_HORIZON)))
-        for key, value in (
-            ("one_minus_cos", track.one_minus_cos), ("norm", track.norm),
-            ("log_off_mass", traj.observables["log_off_mass"]),
-            ("last_change", track.last_change), ("n_changes", track.changes.size),
-            ("changed_after_gd", bool(np.any(track.selected[k_gd] != final))),
-            ("locally_optimal", bool(test.locally_optimal) if test else False),
-            ("globally_optimal", bool(test.globally_optimal) if test else False),
-            ("score_gap", test.score_gap if test else np.nan),
-            ("nearest_higher", test.nearest_higher if test else np.nan),
-            ("nfev", traj.stats["nfev"]), ("seconds", seconds), ("final_selection", final),
-        ):
-            columns[key].append(value)
+        _add_instance(columns, model, data, traj, seconds)
         step()
     arrays = {k: np.array(v) for k, v in columns.items()}
     arrays["t"] = grid
     return Outcome(trajectories={"instance0": example}, arrays={"tracks": arrays})
+
+
+def _theta0_local(config: dict[str, Any], model: AttentionSVMModel, i: int) -> np.ndarray:
+    return model.init(rng=[config["seed"], i, 1], preset=config["init"],
+                      scale=config["init_scale"])
+
+
+def _add_instance(columns: dict[str, list[Any]], model: AttentionSVMModel, data: Any,
+                  traj: Any, seconds: float) -> None:
+    """One instance's row of the local experiment's tracks, from its trajectory."""
+    track = protocol.svm_track(model, data, traj)
+    final = track.final
+    test = (theory.local_optimality(data, final, track.final_solution)
+            if track.final_solution is not None else None)
+    k_gd = int(np.argmin(np.abs(track.t - GD_HORIZON)))
+    for key, value in (
+        ("one_minus_cos", track.one_minus_cos), ("norm", track.norm),
+        ("log_off_mass", traj.observables["log_off_mass"]),
+        ("last_change", track.last_change), ("n_changes", track.changes.size),
+        ("changed_after_gd", bool(np.any(track.selected[k_gd] != final))),
+        ("locally_optimal", bool(test.locally_optimal) if test else False),
+        ("globally_optimal", bool(test.globally_optimal) if test else False),
+        ("score_gap", test.score_gap if test else np.nan),
+        ("nearest_higher", test.nearest_higher if test else np.nan),
+        ("nfev", traj.stats["nfev"]), ("seconds", seconds), ("final_selection", final),
+    ):
+        columns[key].append(value)
+
+
+def train_local_ensemble(configs: list[dict[str, Any]], outs: list[Path],
+                         progress: bool = False) -> list[Outcome | Exception]:
+    """:func:`train_local` of configs that differ only in ``seed``, every instance of every
+    config one member of one :func:`gradflow.simulate_ensemble` (explicit methods only: see
+    :data:`LOCAL` ``ensemble_ok``). A config whose instance failed gets that instance's
+    error; ``seconds`` is the ensemble's wall time shared equally by its members."""
+    config = configs[0]
+    grid = protocol.record_grid(config["t_end"], config["per_decade"], [GD_HORIZON])
+    N = config["instances"]
+    members = [(c, i, *instance(c, i)) for c in configs for i in range(N)]
+    thetas0 = np.stack([_theta0_local(c, model, i) for c, i, _, model in members])
+    start = time.perf_counter()
+    ens = protocol.normalized_flow_ensemble(
+        [model for *_, model in members], [data for _, _, data, _ in members],
+        config["t_end"], thetas0=thetas0, record_at=grid, progress=progress,
+        **solver_options(config))
+    seconds = (time.perf_counter() - start) / len(members)
+    results: list[Outcome | Exception] = []
+    for j in range(len(configs)):
+        rows = range(j * N, (j + 1) * N)
+        failed = [ens.errors[b] for b in rows if ens.errors[b] is not None]
+        if failed:
+            results.append(failed[0])
+            continue
+        columns: dict[str, list[Any]] = {k: [] for k in LOCAL_COLUMNS}
+        for b in rows:
+            _, _, data, model = members[b]
+            _add_instance(columns, model, data, ens.member(b), seconds)
+        arrays = {k: np.array(v) for k, v in columns.items()}
+        arrays["t"] = grid
+        example = ens.member(rows[0])
+        results.append(Outcome(trajectories={"instance0": example}, arrays={"tracks": arrays}))
+    return results
 
 
 def _at(t: np.ndarray, values: np.ndarray, when: float) -> np.ndarray:
@@ -376,6 +424,11 @@ LOCAL = Experiment(
     report=report_local,
     checks=_check_local,
     claims=tuple(c for c in CLAIMS if c.experiment == "attention_svm_local"),
+    train_ensemble=train_local_ensemble,
+    ensemble_keys=("seed",),
+    # the default method ('auto': BDF) is implicit, and this normalised flow is stiff (RK45
+    # does not reach t = 1e4 in 20,000 evaluations): only explicit runs join an ensemble
+    ensemble_ok=lambda config: config["method"] in ENSEMBLE_METHODS,
 )
 
 GLOBAL = Experiment(

@@ -11,11 +11,13 @@ so they agree to first order in η on a fixed horizon (``tests/test_attention_sv
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from gradflow.ensemble import EnsembleTrajectory, simulate_ensemble
 from gradflow.errors import ArgumentError, InfeasibleError
 from gradflow.flow import log_grid, simulate
 from gradflow.layout import Layout
@@ -27,7 +29,8 @@ from gradflow.papers.attention_svm.model import AttentionSVMModel
 from gradflow.trajectory import Trajectory
 
 __all__ = ["EPS", "GRADIENTS", "LR", "SOLVER", "STEPS", "PeerRun", "SVMTrack",
-           "autograd_gradient", "normalized_flow", "peer_gd", "record_grid", "svm_track"]
+           "autograd_gradient", "normalized_flow", "normalized_flow_ensemble", "peer_gd",
+           "record_grid", "svm_track"]
 
 SOLVER = {"method": "auto", "rtol": 1e-6, "atol": 1e-9}
 """The flow's solver defaults: ``simulate``'s own. ``"auto"`` starts this normalised flow (100
@@ -81,6 +84,24 @@ def normalized_flow(model: AttentionSVMModel, data: AttentionSVMData, T: float, 
     return simulate(model.objective(data), theta0, T, normalize="global", record_at=grid,
                     observables=model.observables(data, reference=reference),
                     progress=progress, **{**SOLVER, **solver})
+
+
+def normalized_flow_ensemble(models: Sequence[AttentionSVMModel],
+                             datas: Sequence[AttentionSVMData], T: float, *,
+                             thetas0: np.ndarray, record_at: Any = None, per_decade: int = 10,
+                             progress: bool = False, **solver: Any) -> EnsembleTrajectory:
+    """:func:`normalized_flow` of B instances (models, their data, θ0 of shape (B, P)) as one
+    :func:`gradflow.simulate_ensemble`; each member is integrated to the tolerances its own
+    :func:`normalized_flow` would use. ``solver["method"]`` must be explicit (RK45): this
+    flow is stiff near its max-margin direction, so to long horizons prefer
+    :func:`normalized_flow` with ``method="auto"``."""
+    grid = log_grid(T, per_decade=per_decade) if record_at is None else record_at
+    options = {**SOLVER, **solver}
+    return simulate_ensemble([m.objective(d) for m, d in zip(models, datas, strict=True)],
+                             thetas0, T, normalize="global", record_at=grid,
+                             observables=[m.observables(d) for m, d in zip(models, datas,
+                                                                           strict=True)],
+                             progress=progress, **options)
 
 
 # ------------------------------------------------------------------------------ SVM tracking

@@ -129,6 +129,22 @@ def train(config: dict[str, Any], out: Path, progress: bool = False) -> Outcome:
     return Outcome(trajectories={"trajectory": traj})
 
 
+def train_ensemble(configs: list[dict[str, Any]], outs: list[Path], progress: bool = False
+                   ) -> list[Outcome | Exception]:
+    """:func:`train` of configs that differ only in their seeds, as one ensemble
+    (:func:`protocol.flow_ensemble`): per config its Outcome, or the error its flow ended
+    with."""
+    built = [build(c) for c in configs]
+    config = configs[0]
+    results = protocol.flow_ensemble(
+        [m for _, m, _ in built], [d for d, _, _ in built], np.stack([t for _, _, t in built]),
+        config["t_end"], per_decade=config["per_decade"], store_theta=config["store_theta"],
+        progress=progress, configs=[{"experiment": "cooccurrence", **c} for c in configs],
+        **solver_options(config))
+    return [r if isinstance(r, Exception) else Outcome(trajectories={"trajectory": r})
+            for r in results]
+
+
 def summarize(outcome: Outcome, config: dict[str, Any]) -> dict[str, Any]:
     """The run's summary: Phase-1 end, losses at the report times, final ratios, checks."""
     traj = outcome.trajectories["trajectory"]
@@ -191,4 +207,8 @@ EXPERIMENT = Experiment(
     draw="gradflow.papers.cooccurrence.figures",
     report=report,
     checks=_check_config,
+    train_ensemble=train_ensemble,
+    ensemble_keys=("data_seed", "model_seed", "init_seed"),
+    # a per-run checkpoint folder belongs to one run: those configs run alone
+    ensemble_ok=lambda config: not config["checkpoint"],
 )

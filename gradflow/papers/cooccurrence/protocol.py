@@ -4,11 +4,14 @@ Wang, Liang, NeurIPS 2024, Condition 1 and the experiment of Appendix A, Figure 
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gradflow.ensemble import simulate_ensemble
 from gradflow.flow import log_grid, simulate
 from gradflow.numerics import logistic_loss
 from gradflow.papers.cooccurrence.data import CooccurrenceData
@@ -16,8 +19,8 @@ from gradflow.papers.cooccurrence.model import CooccurrenceTransformer
 from gradflow.papers.cooccurrence.theory import rate_constant
 from gradflow.trajectory import Trajectory
 
-__all__ = ["REPORT_TIMES", "SNAPSHOT_TIMES", "SOLVER", "flow", "flow_state", "gradient_descent",
-           "ledger_flow", "phase1_flow", "record_grid"]
+__all__ = ["REPORT_TIMES", "SNAPSHOT_TIMES", "SOLVER", "flow", "flow_ensemble", "flow_state",
+           "gradient_descent", "ledger_flow", "phase1_flow", "record_grid"]
 
 SOLVER = {"method": "RK45", "clock": "linear", "rtol": 1e-6, "atol": 1e-9}
 """The solver defaults of this paper's flows: the loss decays like 1/t (Thm 3.3), so the flow is
@@ -65,6 +68,53 @@ def flow(model: CooccurrenceTransformer, data: CooccurrenceData, theta0: np.ndar
     obs = traj.observables
     return traj.with_observables(rate_constant=rate_constant(traj.t, obs["loss"],
                                                              obs["u_norm_sq"]))
+
+
+def flow_ensemble(models: Sequence[CooccurrenceTransformer], datas: Sequence[CooccurrenceData],
+                  thetas0: np.ndarray, t_end: float, *, per_decade: int = 20,
+                  store_theta: bool = False, progress: bool = False,
+                  configs: Sequence[dict[str, Any]] | None = None, **solver: Any
+                  ) -> list[Trajectory | Exception]:
+    """:func:`flow` of B members (models, datasets and θ(0) of seeds) as one
+    :func:`gradflow.simulate_ensemble`: each member integrated to the tolerances its own
+    :func:`flow` would use.
+
+    Parameters
+    ----------
+    models, datas : sequences of B
+        Each member's model (its output signs) and training set; of one size.
+    thetas0 : ndarray, shape (B, P)
+    t_end, per_decade, store_theta, progress :
+        As for :func:`flow`, shared.
+    configs : sequence of B dicts, optional
+        Stored in each member's ``Trajectory.config``.
+    **solver
+        ``simulate_ensemble``'s solver keywords; :data:`SOLVER` fills the ones not given.
+
+    Returns
+    -------
+    list of Trajectory or Exception
+        Per member what :func:`flow` returns, or the error its run ended with.
+    """
+    B = len(models)
+    ens = simulate_ensemble(
+        [m.objective(d) for m, d in zip(models, datas, strict=True)], thetas0, t_end,
+        **{**SOLVER, **solver}, record_at=record_grid(t_end, per_decade),
+        observables=[m.observables(d) for m, d in zip(models, datas, strict=True)],
+        events=[[m.phase1_end(d)] for m, d in zip(models, datas, strict=True)],
+        store_theta=store_theta, progress=progress)
+    out: list[Trajectory | Exception] = []
+    for b in range(B):
+        if ens.errors[b] is not None:
+            out.append(ens.errors[b])
+            continue
+        traj = ens.member(b)
+        if configs is not None:
+            traj = dataclasses.replace(traj, config={**traj.config, **configs[b]})
+        obs = traj.observables
+        out.append(traj.with_observables(rate_constant=rate_constant(traj.t, obs["loss"],
+                                                                     obs["u_norm_sq"])))
+    return out
 
 
 SNAPSHOT_TIMES = (0.0, 1.0, 300.0, 1e4, 1e6, 1e8)
