@@ -420,6 +420,7 @@ class _Monitor:
         """Forget the step history (after a restart: the stall was the dropped member's)."""
         self.frozen = 0
         self.times: deque[float] = deque(maxlen=STIFF_WINDOW + 1)
+        self.nonfinite: set[int] = set()  # members with a non-finite trial value since
 
     def after_step(self, tau: float, tau_old: float, Y: np.ndarray, ids: np.ndarray) -> bool:
         """Whether the solver stalled, after one accepted step."""
@@ -872,12 +873,20 @@ class _EnsembleRun:
                 culprits = {int(b): ("non-finite", "", {}) for b in ids[rows_bad]}
                 if field.fields is not None and not culprits:
                     culprits = self._underflows(field, Y, ids)
+                self.monitor.nonfinite |= field.nonfinite
                 if not culprits and self.monitor.after_step(solver.t, tau_old, Y, ids):
                     b = self._limiting(solver, ids)
                     growth = self.monitor.growth(b)
-                    culprits = {b: (("blow-up", f"{growth:.3g}", {}) if growth >=
-                                    BLOW_UP_GROWTH else
-                                    ("stall", f"h = {solver.h_abs:.3g} in τ", {}))}
+                    if b in self.monitor.nonfinite:
+                        # its steps shrank against trial points where its field is not
+                        # finite: that is the cause (simulate reports it so when the step
+                        # size reaches machine spacing first)
+                        culprits = {b: ("non-finite", " (its derivative is not finite just "
+                                        "ahead: the steps shrank until they stalled)", {})}
+                    elif growth >= BLOW_UP_GROWTH:
+                        culprits = {b: ("blow-up", f"{growth:.3g}", {})}
+                    else:
+                        culprits = {b: ("stall", f"h = {solver.h_abs:.3g} in τ", {})}
             if culprits:
                 keep = np.array([b not in culprits for b in ids.tolist()])
                 for i, b in enumerate(ids.tolist()):

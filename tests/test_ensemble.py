@@ -330,3 +330,104 @@ def test_check_model_catches_a_wrong_batched_grad():
     assert "largest relative difference" in str(report.check("11.batched_grad"))
     with pytest.raises(AssertionError, match=r"(?s)11\.batched_grad.*member 0"):
         check_model(Wrong(d=data.d), data)
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def _toy_objective(config):
+    """NaNAfter with a seed-dependent centre; the seed ``bad`` fails (NaN past θ₀ = 0.5)."""
+    seed = config["seed"]
+    limit = 0.5 if seed == config["bad"] else np.inf
+    return NaNAfter([1.0, 0.1 * seed, 0.0], limit=limit), np.zeros(3)
+
+
+def _toy_outcome(traj):
+    return gradflow.experiment.Outcome(trajectories={"trajectory": traj})
+
+
+def _toy_train(config, out, progress=False):
+    objective, theta0 = _toy_objective(config)
+    return _toy_outcome(simulate(objective, theta0, 5.0, rtol=RTOL, atol=ATOL))
+
+
+def _toy_train_ensemble(configs, outs, progress=False):
+    built = [_toy_objective(c) for c in configs]
+    ens = simulate_ensemble([o for o, _ in built], np.stack([t for _, t in built]), 5.0,
+                            rtol=RTOL, atol=ATOL)
+    return [ens.errors[b] or _toy_outcome(ens.member(b)) for b in range(len(configs))]
+
+
+TOY = gradflow.Experiment(
+    name="toy_ensemble", description="a test experiment",
+    parameters=(gradflow.experiment.seed_parameter("seed", 0, "seed"),
+                gradflow.experiment.Parameter("bad", -1, "the seed that fails")),
+    objective=_toy_objective, train=_toy_train,
+    summarize=lambda outcome, config: {"x1": float(
+        outcome.trajectories["trajectory"].final_theta[1])},
+    draw=lambda out: [], report=lambda summary: [],
+    train_ensemble=_toy_train_ensemble, ensemble_keys=("seed",))
+
+
+def test_a_seeds_sweep_runs_as_ensembles_and_a_members_failure_is_its_task_only(tmp_path):
+    """Seeds 0-4 with seed 2 failing, ensembles of at most 3 (jobs [0, 1, 2], [3, 4]): the
+    failing member is its task's error only, the others' summaries are those of the same
+    sweep run task by task (to the tolerance), every task has its folder and runs.log line,
+    and re-running the sweep retries only the failed task."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradflow.sweep import load_results, load_sweep, run_sweep
+
+    sweep = {"experiment": "test_ensemble:TOY", "seed_key": "seed", "seeds": [0, 1, 2, 3, 4],
+             "fixed": {"bad": 2}}
+    spec = load_sweep(sweep)
+    with ThreadPoolExecutor(1) as pool:
+        grouped = run_sweep(spec, tmp_path / "g", executor=pool, ensemble=3)
+        alone = run_sweep(spec, tmp_path / "a", executor=pool, ensemble=1)
+    assert [r["status"] for r in grouped] == ["ok", "ok", "error", "ok", "ok"]
+    # the error its own simulate raised (where NaN trial points make the steps shrink until
+    # they stop advancing t), naming the member
+    kind = alone[2]["error"].split(":")[0]
+    assert kind in ("StallError", "NonFiniteError"), alone[2]["error"]
+    assert grouped[2]["error"].startswith(kind) and "member 2" in grouped[2]["error"]
+    for g, a in zip(grouped, alone, strict=True):
+        assert g["key"] == a["key"] and g["status"] == a["status"]
+        if g["status"] == "ok":
+            assert g["summary"]["x1"] == pytest.approx(a["summary"]["x1"], abs=AGREE)
+            assert (tmp_path / "g" / "tasks" / g["key"] / "trajectory.npz").is_file()
+        assert (tmp_path / "g" / "tasks" / g["key"] / "runs.log").read_text().count("\n") == 1
+    with ThreadPoolExecutor(1) as pool:
+        run_sweep(spec, tmp_path / "g", executor=pool, ensemble=3)
+    lines = load_results(tmp_path / "g")
+    # compacted to the four ok lines, then the failed task again: the only one re-run
+    assert len(lines) == 5 and lines[-1]["key"] == grouped[2]["key"]
+    with pytest.raises(ArgumentError, match="ensemble"):
+        run_sweep(spec, tmp_path / "x", ensemble=0)
+
+
+def test_the_experiments_ensembles_equal_their_tasks_run_alone():
+    """cooccurrence (seeds of the data, the output signs and θ0: per-member models) and
+    attention_svm_local (RK45; every instance of both seeds one member): each config's
+    summary from train_ensemble is its train's, to the tolerance (rtol 1e-6 there: 1e-4 of
+    the values leaves the two RK45 runs' global errors, measured 1e-6 relative)."""
+    from gradflow import registry
+
+    cases = [("cooccurrence", dict(d=12, L=4, counts=(4, 2, 2, 2), m=4, m1=8, t_end=100.0,
+                                   per_decade=5), "init_seed",
+              lambda s: [s["final"]["loss"], s["final"]["rho23"], s["phase1_end"]]),
+             ("attention_svm_local", dict(instances=2, t_end=100.0, fit_from=10.0,
+                                          method="RK45", n=4, T=4, d=4), "seed",
+              lambda s: [s["one_minus_cos"]["100"]["median"], s["fitted"]["norm_slope_median"]])]
+    for name, base, key, numbers in cases:
+        experiment = registry.get(name)
+        configs = [experiment.config({**base, key: s, **({"model_seed": s} if key ==
+                                                          "init_seed" else {})})
+                   for s in (1, 2)]
+        assert experiment.ensemble_group(configs[0]) == experiment.ensemble_group(configs[1])
+        outcomes = experiment.train_ensemble(configs, [None, None], False)
+        for config, outcome in zip(configs, outcomes, strict=True):
+            alone = experiment.summarize(experiment.train(config, None, False), config)
+            together = experiment.summarize(outcome, config)
+            assert_allclose(numbers(together), numbers(alone), rtol=1e-4)
+    local = registry.get("attention_svm_local")
+    assert local.ensemble_group(local.config({})) is None  # 'auto' (BDF): runs alone
