@@ -65,10 +65,17 @@ from gradflow.flow import (
 )
 from gradflow.layout import Layout
 from gradflow.model import ModelObjective
-from gradflow.objective import Objective
+from gradflow.objective import Objective, ScaledObjective
 from gradflow.solvers import IMPLICIT, STIFF_WINDOW
 from gradflow.trajectory import Trajectory, to_jsonable
-from gradflow.vector_field import Clock, GradientUnderflow, Normalize, RateSchedule, VectorField
+from gradflow.vector_field import (
+    UNDERFLOW_NORM,
+    Clock,
+    GradientUnderflow,
+    Normalize,
+    RateSchedule,
+    VectorField,
+)
 
 __all__ = ["ENSEMBLE_METHODS", "EnsembleTrajectory", "simulate_ensemble"]
 
@@ -151,7 +158,10 @@ class _Gradients:
             self.data = [o.data for o in objectives]
 
     def __call__(self, Y: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        if self.route == "shared":
+        if ids.size == 1:  # one member left: its own gradient, without stacking
+            objective = self.objectives[0 if len(self.objectives) == 1 else int(ids[0])]
+            G = np.asarray(objective.gradient(Y[0]), dtype=float)[None]
+        elif self.route == "shared":
             G = self.objectives[0].batched_gradient(Y)
         elif self.route == "model":
             params = self.layout.unpack_batch(Y)
@@ -166,6 +176,53 @@ class _Gradients:
             raise ArgumentError(f"the gradients of {len(ids)} members have shape {G.shape}, "
                                 f"expected {Y.shape} (members, layout.size)")
         return G
+
+    def scaled(self, Y: np.ndarray, ids: np.ndarray
+               ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The scaled gradients (rule 7) of the active members and their log-scales, (m,)
+        per block: through ``batched_scaled_gradient`` / ``model.batched_scaled_grad`` on the
+        routes above, else member by member (``scaled_gradient`` of a
+        :class:`~gradflow.ScaledObjective`, the plain gradient with log-scale 0 otherwise)."""
+        names = self.layout.names
+        m = ids.size
+        if self.route == "shared" and callable(
+                getattr(self.objectives[0], "batched_scaled_gradient", None)) and m > 1:
+            G, ls = self.objectives[0].batched_scaled_gradient(Y)
+        elif self.route == "model" and m > 1:
+            blocks, ls = self.model.batched_scaled_grad(self.layout.unpack_batch(Y),
+                                                        [self.data[b] for b in ids])
+            G = self.layout.pack_batch(blocks)
+        else:
+            rows, ls_rows = [], []
+            for i, b in enumerate(ids.tolist()):
+                objective = self.objectives[0 if len(self.objectives) == 1 else b]
+                if isinstance(objective, ScaledObjective):
+                    g, scales = objective.scaled_gradient(Y[i])
+                else:
+                    g, scales = objective.gradient(Y[i]), dict.fromkeys(names, 0.0)
+                rows.append(np.asarray(g, dtype=float))
+                ls_rows.append([float(scales[k]) for k in names])
+            G = np.stack(rows)
+            ls = {k: np.array([r[j] for r in ls_rows]) for j, k in enumerate(names)}
+        G = np.array(G, dtype=float)
+        ls = {k: np.asarray(ls[k], dtype=float).reshape(-1) for k in names}
+        if G.shape != Y.shape or any(v.shape != (m,) for v in ls.values()):
+            raise ArgumentError(f"the scaled gradients of {m} members have shape {G.shape} "
+                                f"and log-scales of shapes { {k: v.shape for k, v in ls.items()} }"
+                                f", expected {Y.shape} and ({m},) per block")
+        return G, ls
+
+
+def _row_norms(V: np.ndarray) -> np.ndarray:
+    """‖v‖₂ of each row without underflow (as :func:`gradflow.vector_field._norm`, per
+    member): scaled by the row's largest entry, since the squares of entries below ~1e-154
+    underflow long before the row loses its direction."""
+    if V.shape[1] == 0:
+        return np.zeros(V.shape[0])
+    top = np.max(np.abs(V), axis=1)
+    ok = (top > 0) & np.isfinite(top)
+    U = V / np.where(ok, top, 1.0)[:, None]
+    return np.where(ok, top * np.sqrt(np.sum(U * U, axis=1)), top)
 
 
 def _same_model(objectives: list[Objective]) -> bool:
@@ -191,9 +248,12 @@ def _same_model(objectives: list[Objective]) -> bool:
 class _StackedField:
     """``dY/dτ`` of the active members, flat; counts evaluations and enforces the budgets.
 
-    Plain flows are vectorised (batched gradient × per-block rates × the clock's factor);
-    normalised flows go member by member through :class:`~gradflow.vector_field.VectorField`
-    (the Model contract has no batched ``scaled_grad``)."""
+    Vectorised over the members: the batched gradient (or, normalised, the batched scaled
+    gradient, each member divided by its own norm, as
+    :class:`~gradflow.vector_field.VectorField` does for one) × the per-block rates × the
+    clock's factor. A member whose normalised direction underflowed at a trial point is
+    remembered in :attr:`flagged`; its accepted state is then judged by its own
+    ``VectorField.check_state``."""
 
     def __init__(self, run: _EnsembleRun, piece: int):
         self.run = run
@@ -209,6 +269,11 @@ class _StackedField:
             objs = run.objectives
             self.fields = [VectorField(objs[0 if len(objs) == 1 else b], run.clock, rates,
                                        run.normalize) for b in range(run.B)]
+            self.active = [k for k in layout.names if rates.get(k, 1.0) > 0]
+            self.active_index = np.concatenate(
+                [np.arange(layout.size)[layout.slices[k]] for k in self.active]
+            ) if self.active else np.arange(0)
+        self.flagged: set[int] = set()  # normalised members whose direction underflowed
         self.ids = np.arange(0)
         self.nonfinite: set[int] = set()  # members with a non-finite derivative this step
         self.primed: tuple[float, np.ndarray, np.ndarray] | None = None
@@ -227,10 +292,39 @@ class _StackedField:
             if self.rate is not None:
                 G *= self.rate
         else:
-            G = np.stack([self.fields[b].direction(Y[i]) for i, b in enumerate(ids)])
+            G = self._normalized(Y, ids)
+            if self.rate is not None:
+                G *= self.rate
         bad = ~np.isfinite(G.sum(axis=1))  # one sum per member: NaN/inf propagate
         if bad.any():
             self.nonfinite.update(int(b) for b in ids[bad])
+        return G
+
+    def _normalized(self, Y: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """``P(∇L)`` of each member, as :meth:`VectorField.direction` computes it for one."""
+        layout = self.run.layout
+        G, ls = self.run.gradients.scaled(Y, ids)
+        flagged = np.zeros(ids.size, dtype=bool)
+        if self.run.normalize == "global":
+            if self.active:  # one common factor per member: rescale to its largest block
+                top = np.max(np.stack([ls[k] for k in self.active]), axis=0)
+                top = np.where(np.isfinite(top), top, 0.0)
+                with np.errstate(invalid="ignore"):
+                    for name in layout.names:
+                        G[:, layout.slices[name]] *= np.exp(ls[name] - top)[:, None]
+                part = G if len(self.active) == len(layout.names) else G[:, self.active_index]
+                norm = _row_norms(part)
+                flagged = norm < UNDERFLOW_NORM
+                G /= np.where(norm > 0, norm, 1.0)[:, None]
+        else:
+            for name in layout.names:
+                s = layout.slices[name]
+                norm = _row_norms(G[:, s])
+                if name in self.active:
+                    flagged |= norm < UNDERFLOW_NORM
+                G[:, s] /= np.where(norm > 0, norm, 1.0)[:, None]
+        if flagged.any():
+            self.flagged.update(int(b) for b in ids[flagged])
         return G
 
     def rows(self, taus: np.ndarray, Y: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -854,6 +948,7 @@ class _EnsembleRun:
             tau_old, y_old, f_old = solver.t, solver.y, solver.f
             ids = state["active"]
             field.nonfinite.clear()
+            field.flagged.clear()
             message = solver.step()
             self.counters["steps"] += 1
             m = ids.size
@@ -936,7 +1031,7 @@ class _EnsembleRun:
         out = {}
         for i, b in enumerate(ids.tolist()):
             vf = field.fields[b]
-            if vf.underflow is not None:
+            if b in field.flagged:  # judged at its accepted state, as simulate does
                 self.counters["nfev"] += 1
                 try:
                     vf.check_state(Y[i])

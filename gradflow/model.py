@@ -81,6 +81,9 @@ class Model(ABC):
         most of a step's cost). An override must equal the per-member :meth:`grad` to
         rounding, for shared and for per-member data (checked by
         :func:`gradflow.testing.check_model`). :func:`gradflow.simulate_ensemble` uses it.
+        Likewise :meth:`batched_scaled_grad` for :meth:`scaled_grad` (rule 7), which the
+        ensemble's normalised flows use: blocks ``(B, *block_shape)`` and log-scales ``(B,)``
+        per block, each member's factor its own.
 
     No method may modify its ``params`` or ``data`` arguments. :meth:`objective` then binds
     the model to a dataset for :func:`gradflow.simulate`.
@@ -160,6 +163,38 @@ class Model(ABC):
         rows = [self.grad({k: v[b] for k, v in params.items()}, data[b] if per_member else data)
                 for b in range(members)]
         return {k: np.stack([np.asarray(row[k]) for row in rows]) for k in self.layout.names}
+
+    def batched_scaled_grad(
+        self, params: dict[str, np.ndarray], data: Any
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """:meth:`scaled_grad` of B members at once (contract rules 7 and 11).
+
+        Parameters
+        ----------
+        params : dict of str to ndarray
+            Block name to shape ``(B, *layout.shapes[name])``.
+        data : dataset of this model, or list of B datasets
+
+        Returns
+        -------
+        blocks : dict of str to ndarray
+            Block name to shape ``(B, *layout.shapes[name])``.
+        log_scales : dict of str to ndarray
+            Block name to shape ``(B,)``: member b's true gradient of block k is
+            ``exp(log_scales[k][b]) * blocks[k][b]``. The default loops over the members
+            calling :meth:`scaled_grad`.
+        """
+        first = params[self.layout.names[0]]
+        members = int(np.shape(first)[0])
+        per_member = isinstance(data, list)
+        if per_member and len(data) != members:
+            raise ArgumentError(f"data: a list of per-member datasets must have one per member "
+                                f"(B={members}), got {len(data)}")
+        rows = [self.scaled_grad({k: v[b] for k, v in params.items()},
+                                 data[b] if per_member else data) for b in range(members)]
+        names = self.layout.names
+        return ({k: np.stack([np.asarray(r[0][k]) for r in rows]) for k in names},
+                {k: np.array([float(r[1][k]) for r in rows]) for k in names})
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -287,6 +322,22 @@ class ModelObjective:
         """
         params = self.layout.unpack_batch(thetas)
         return self.layout.pack_batch(self.model.batched_grad(params, self.data))
+
+    def batched_scaled_gradient(self, thetas: np.ndarray
+                                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """:meth:`scaled_gradient` of a stack of parameter vectors, through the model's
+        :meth:`~gradflow.Model.batched_scaled_grad`.
+
+        Returns
+        -------
+        G : ndarray, shape (B, layout.size)
+        log_scales : dict of str to ndarray, shape (B,)
+        """
+        blocks, log_scales = self.model.batched_scaled_grad(self.layout.unpack_batch(thetas),
+                                                            self.data)
+        return (self.layout.pack_batch(blocks),
+                {k: np.asarray(log_scales[k], dtype=float).reshape(-1)
+                 for k in self.layout.names})
 
     def scaled_gradient(self, theta: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         """The gradient with each block divided by a positive factor, and the factors' logs

@@ -420,7 +420,9 @@ def check_model(
       computed twice, after every evaluation above (lazily filled caches do not count), and
       for a ``copy.deepcopy`` of model and data.
     * ``11.batched_grad``: a model that overrides :meth:`~gradflow.Model.batched_grad`
-      (the default loops over ``grad`` and is not re-checked): on the stack of the evaluated
+      (the default loops over ``grad`` and is not re-checked), or
+      :meth:`~gradflow.Model.batched_scaled_grad` (compared with ``scaled_grad`` after
+      rescaling each member's blocks to its factor): on the stack of the evaluated
       points (members of very different scales), with the data shared and as a list of one
       dataset per member, every block has shape ``(B, *block_shape)`` and member b's equals
       ``grad`` at point b to :data:`BATCHED_RTOL` of its norm (plus the underflow floor of
@@ -552,8 +554,11 @@ def _check_batched(model: Model, data: Any, layout: Layout, points: dict[str, np
     """Rule 11: an overriding ``batched_grad`` equals ``grad`` row by row, on the stack of the
     evaluated points (members of very different scales), with the data shared and as a list
     of one dataset per member; the default loops over ``grad`` and is not re-checked."""
-    if type(model).batched_grad is Model.batched_grad:
-        summary["11.batched_grad"].append("the default (a loop over grad): nothing to check")
+    own_grad = type(model).batched_grad is not Model.batched_grad
+    own_scaled = type(model).batched_scaled_grad is not Model.batched_scaled_grad
+    if not (own_grad or own_scaled):
+        summary["11.batched_grad"].append("the defaults (loops over grad and scaled_grad): "
+                                          "nothing to check")
         return
     if not points:
         results["11.batched_grad"].append("no point where the loss is finite to check it at")
@@ -572,8 +577,12 @@ def _check_batched(model: Model, data: Any, layout: Layout, points: dict[str, np
             out.append(f"grad at {labels[i]} {_error(exc)}")
             return
     worst = 0.0
+    if own_scaled:
+        worst = _check_batched_scaled(model, data, layout, stack, labels, guard, out)
     for kind, arg in (("shared data", data), ("a list of per-member data",
                                                [data] * stack.shape[0])):
+        if not own_grad:
+            break
         thetas = stack.copy()
         params = layout.unpack_batch(thetas)
         try:
@@ -603,9 +612,66 @@ def _check_batched(model: Model, data: Any, layout: Layout, points: dict[str, np
                 elif scale > 0:
                     worst = max(worst, diff / scale)
     if not out:
+        checked = " and ".join(name for name, own in (("batched_grad", own_grad),
+                                                       ("batched_scaled_grad", own_scaled))
+                               if own)
         summary["11.batched_grad"].append(
-            f"{stack.shape[0]} members, shared and per-member data: largest relative "
-            f"difference {worst:.2g} (tolerance {BATCHED_RTOL:g})")
+            f"{checked}: {stack.shape[0]} members, shared and per-member data: largest "
+            f"relative difference {worst:.2g} (tolerance {BATCHED_RTOL:g})")
+
+
+def _check_batched_scaled(model: Model, data: Any, layout: Layout, stack: np.ndarray,
+                          labels: list[str], guard: _Guard, out: list[str]) -> float:
+    """An overriding ``batched_scaled_grad`` against ``scaled_grad`` member by member. The
+    two may factor out different positive factors, so member b's blocks are compared after
+    rescaling to the per-member factor: ``blocks_b · exp(s_b − s)`` against ``scaled_grad``'s
+    blocks (a block that is exactly zero, log-scale −inf, on one side must be on both)."""
+    try:
+        rows = [model.scaled_grad(layout.unpack(stack[i].copy()), data)
+                for i in range(stack.shape[0])]
+    except Exception as exc:
+        out.append(f"scaled_grad {_error(exc)}")
+        return 0.0
+    worst = 0.0
+    for kind, arg in (("shared data", data), ("a list of per-member data",
+                                               [data] * stack.shape[0])):
+        thetas = stack.copy()
+        params = layout.unpack_batch(thetas)
+        try:
+            blocks, scales = guard.call("batched_scaled_grad", model.batched_scaled_grad,
+                                        thetas, params, arg)
+        except Exception as exc:
+            out.append(f"with {kind}: batched_scaled_grad {_error(exc)}")
+            continue
+        for name, shape in layout.shapes.items():
+            value = np.asarray(blocks.get(name) if isinstance(blocks, Mapping) else None)
+            s_b = np.asarray(scales.get(name) if isinstance(scales, Mapping) else None,
+                             dtype=float)
+            if value.shape != (stack.shape[0], *shape) or s_b.shape != (stack.shape[0],):
+                out.append(f"with {kind}: batched_scaled_grad block {name!r} has shape "
+                           f"{value.shape} and log-scales {s_b.shape}, expected "
+                           f"{(stack.shape[0], *shape)} and ({stack.shape[0]},)")
+                continue
+            for i, (ref_blocks, ref_scales) in enumerate(rows):
+                ref, s = np.asarray(ref_blocks[name], dtype=float), float(ref_scales[name])
+                if np.isneginf(s) or np.isneginf(s_b[i]):
+                    if not (np.isneginf(s) and np.isneginf(s_b[i])):
+                        out.append(f"with {kind}: block {name!r} of member {i} "
+                                   f"({labels[i]}) has log-scale {s_b[i]:g}, scaled_grad "
+                                   f"{s:g}: one says the block is exactly zero")
+                    continue
+                with np.errstate(over="ignore", invalid="ignore"):
+                    rescaled = value[i] * np.exp(s_b[i] - s)
+                diff = float(np.linalg.norm(rescaled - ref))
+                scale = max(float(np.linalg.norm(ref)), float(np.linalg.norm(rescaled)))
+                floor = math.sqrt(ref.size) * _TINY / _EPS
+                if not diff <= BATCHED_RTOL * scale + floor:
+                    out.append(f"with {kind}: batched_scaled_grad block {name!r} of member "
+                               f"{i} ({labels[i]}) differs from scaled_grad by {diff:.3g} "
+                               f"(norm {scale:.3g}) after rescaling")
+                elif scale > 0:
+                    worst = max(worst, diff / scale)
+    return worst
 
 
 def _repr(model: Any) -> str:

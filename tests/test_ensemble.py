@@ -93,6 +93,29 @@ def test_attention_svm_instances_with_their_own_data_equal_their_own_simulate():
         _assert_member_equals_its_own_run(ens, b, objectives[b], thetas0[b], 50.0, **kwargs)
 
 
+@pytest.mark.parametrize("normalize", ["global", "block"])
+def test_normalised_members_equal_their_own_simulate(normalize):
+    """Normalised flows, vectorised over the members (the batched scaled gradient, each member
+    divided by its own norm): attention-SVM instances with their own data (route "model",
+    Model.batched_scaled_grad) and even pairs with shared data and W at half rate."""
+    model = asvm.AttentionSVMModel(4)
+    datas = [asvm.random_instance(4, 5, 4, rng=[3, i]) for i in range(3)]
+    objectives = [model.objective(d) for d in datas]
+    thetas0 = np.stack([model.init(rng=[3, i, 1]) for i in range(3)])
+    kwargs = dict(method="RK45", rtol=RTOL, atol=ATOL, normalize=normalize)
+    ens = simulate_ensemble(objectives, thetas0, 20.0, **kwargs)
+    assert ens.stats["route"] == "model"
+    for b in range(3):
+        _assert_member_equals_its_own_run(ens, b, objectives[b], thetas0[b], 20.0, **kwargs)
+    ep, data = _even_pairs()
+    objective = ep.objective(data)
+    thetas0 = 0.5 * np.random.default_rng(2).standard_normal((3, objective.layout.size))
+    kwargs.update(rates={"W": 0.5})
+    ens = simulate_ensemble(objective, thetas0, 20.0, **kwargs)
+    for b in range(3):
+        _assert_member_equals_its_own_run(ens, b, objective, thetas0[b], 20.0, **kwargs)
+
+
 def test_a_hard_member_keeps_its_own_accuracy_where_an_rms_norm_would_not():
     """One fast member among 49 saturated ones (their gradients ~1e-12): its error against a
     DOP853 reference at rtol 1e-13 is its own RK45 run's (the worst-member norm lets the easy
@@ -325,6 +348,14 @@ def test_check_model_catches_a_wrong_batched_grad():
             out = super().batched_grad({k: v[::-1] for k, v in params.items()}, data)
             return {k: v[::-1] for k, v in out.items()}
 
+    class WrongScaled(rg.RegularTransformer):
+        def batched_scaled_grad(self, params, data):
+            blocks, scales = super().batched_scaled_grad(params, data)
+            # W off by a factor e (at member 0, the zero init, W's gradient is 0)
+            return blocks, {k: v + (k == "W") for k, v in scales.items()}
+
+    with pytest.raises(AssertionError, match=r"(?s)11\.batched_grad.*'W' of member 1"):
+        check_model(WrongScaled(d=data.d), data)
     check_model(model, data)  # the default passes
     report = check_model(Right(d=data.d), data)
     assert "largest relative difference" in str(report.check("11.batched_grad"))
