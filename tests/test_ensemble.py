@@ -463,3 +463,14 @@ def test_the_experiments_ensembles_equal_their_tasks_run_alone():
             assert_allclose(numbers(together), numbers(alone), rtol=1e-4)
     local = registry.get("attention_svm_local")
     assert local.ensemble_group(local.config({})) is None  # 'auto' (BDF): runs alone
+
+
+def test_the_guides_example_runs():
+    """The first code block of the guide's ensemble section, as written (its asserts: members
+    × records, every member finished, member 0 equal to its own simulate)."""
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "guide.md").read_text()
+    section = guide.split("## Ensembles: many seeds as one flow", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "docs/guide.md", "exec"), {})
