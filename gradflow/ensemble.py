@@ -516,13 +516,15 @@ class _Monitor:
         self.times: deque[float] = deque(maxlen=STIFF_WINDOW + 1)
         self.nonfinite: set[int] = set()  # members with a non-finite trial value since
 
-    def after_step(self, tau: float, tau_old: float, Y: np.ndarray, ids: np.ndarray) -> bool:
-        """Whether the solver stalled, after one accepted step."""
-        latest = np.full_like(self.latest, np.nan)
-        latest[ids] = np.max(np.abs(Y), axis=1)
-        self.latest = np.where(np.isnan(latest), self.latest, latest)
+    def observe(self, tau: float, Y: np.ndarray, ids: np.ndarray) -> None:
+        """Record the active members' max|θ| at τ (a sample every 0.1 % of τ)."""
+        self.latest[ids] = np.max(np.abs(Y), axis=1)
         if not self.samples or tau >= self.samples[-1][0] * (1 + 1e-3) + 1e-300:
             self.samples.append((tau, self.latest.copy()))
+
+    def after_step(self, tau: float, tau_old: float, Y: np.ndarray, ids: np.ndarray) -> bool:
+        """Whether the solver stalled, after one accepted step."""
+        self.observe(tau, Y, ids)
         self.times.append(tau)
         self.frozen = self.frozen + 1 if tau - tau_old <= 1e-12 * abs(tau) else 0
         advance = (self.times[-1] - self.times[0] if len(self.times) > STIFF_WINDOW
@@ -666,8 +668,7 @@ class _EnsembleRun:
 
     def _error(self, cls: type[GradflowError], b: int, message: str, t: float,
                **extra: Any) -> GradflowError:
-        """The member's error, with its partial trajectory attached (built lazily by the
-        result: see :meth:`_attach`)."""
+        """The member's error (its partial trajectory is attached by :meth:`_result`)."""
         exc = cls(f"{message}; the member's partial trajectory is attached as .trajectory "
                   "(and ensemble.member(b, partial=True))", t=t, **extra)
         exc.member = b  # type: ignore[attr-defined]
@@ -961,8 +962,11 @@ class _EnsembleRun:
                 if bad:
                     culprits = {b: ("non-finite", "", {}) for b in bad}
                 else:
-                    culprits = {self._limiting(solver, ids): ("solver failure", str(message),
-                                                              {})}
+                    b = self._limiting(solver, ids)
+                    self.monitor.observe(tau_old, Y_old, ids)
+                    growth = self.monitor.growth(b)
+                    culprits = {b: ("blow-up", f"{growth:.3g}", {}) if growth >= BLOW_UP_GROWTH
+                                else ("solver failure", str(message), {})}
             else:
                 rows_bad = ~np.isfinite(Y).all(axis=1)
                 culprits = {int(b): ("non-finite", "", {}) for b in ids[rows_bad]}
@@ -1004,7 +1008,7 @@ class _EnsembleRun:
             if not keep.any():
                 return
             k_before = state.pop("k_before")
-            if not keep.all():
+            if not keep.all() and solver.status == "running":  # (finished: the piece ends)
                 self.counters["restarts"] += 1
                 state["f"] = solver.f.reshape(m, self.P)[keep].ravel()
                 solver = self._make_solver(field, state, tau_end)
@@ -1281,8 +1285,10 @@ def simulate_ensemble(
     thetas0 : ndarray, shape (B, P)
         Finite initial parameters, one row per member, B ≥ 1.
     t_end, t_start, clock, rtol, atol, record_at, rates, normalize, store_theta, max_step
-        As for :func:`gradflow.simulate`, the same for every member. Normalised flows
-        evaluate member by member (the contract has no batched ``scaled_grad``).
+        As for :func:`gradflow.simulate`, the same for every member. The recorded states
+        are allocated at once, B·n_rec·P·8 bytes: ``store_theta=False`` for large ensembles
+        of large models. Normalised flows use the batched scaled gradient
+        (:meth:`gradflow.Model.batched_scaled_grad`), each member divided by its own norm.
     method : {"RK45", "DOP853", "RK23"}
         An explicit Runge–Kutta method of :data:`ENSEMBLE_METHODS`. Implicit methods
         (``"BDF"``, ``"LSODA"``, ``"Radau"``) and ``"auto"`` are refused: a stiff member
