@@ -435,6 +435,10 @@ def test_a_seeds_sweep_runs_as_ensembles_and_a_members_failure_is_its_task_only(
     assert len(lines) == 5 and lines[-1]["key"] == grouped[2]["key"]
     with pytest.raises(ArgumentError, match="ensemble"):
         run_sweep(spec, tmp_path / "x", ensemble=0)
+    from gradflow.cli import build_parser
+
+    args = build_parser().parse_args(["sweep", "f.toml", "--out", "o", "--ensemble", "4"])
+    assert args.ensemble == 4
 
 
 def test_the_experiments_ensembles_equal_their_tasks_run_alone():
