@@ -335,7 +335,7 @@ class _StackedField:
     def __call__(self, tau: float, y: np.ndarray) -> np.ndarray:
         primed, self.primed = self.primed, None
         if primed is not None and tau == primed[0] and np.array_equal(y, primed[1]):
-            return primed[2].copy()  # the derivative is known already (FSAL, start check)
+            return primed[2].copy()  # known already: the initial step evaluated it
         m = self.ids.size
         G = self.directions(y.reshape(m, -1), self.ids)
         G *= -self.run.clock.dt_dtau(tau)
@@ -786,7 +786,7 @@ class _EnsembleRun:
         self.saved_next = k
         state = {"piece": info["piece"], "tau": info["tau"], "h": info["h"], "next": k,
                  "active": np.asarray(info["active"], dtype=np.int64),
-                 "Y": arrays["thetas"].copy(), "resumed": info["resumed"] + 1, "f": None}
+                 "Y": arrays["thetas"].copy(), "resumed": info["resumed"] + 1}
         if state["piece"] < len(self.piece_t) - 1 and state["tau"] == self.piece_tau[
                 state["piece"] + 1]:
             state.update(piece=state["piece"] + 1, h=None)
@@ -871,7 +871,7 @@ class _EnsembleRun:
                 self._fail(int(b), kind, t0, Y[b], detail=str(exc))
         active = np.asarray(active, dtype=np.int64)
         return {"piece": 0, "tau": self.piece_tau[0], "Y": Y[active], "active": active,
-                "h": None, "next": 1, "resumed": 0, "f": None}
+                "h": None, "next": 1, "resumed": 0}
 
     def _budget_stop(self, state: dict[str, Any], budget: str) -> None:
         """Every active member stops on a shared budget; the checkpoint keeps them running, so
@@ -892,7 +892,7 @@ class _EnsembleRun:
         field.ids = ids
         Y = state["Y"]
         tau = state["tau"]
-        f = state.get("f")
+        f = None
         if state["h"] is None:
             # a fresh start: the members' own initial steps (Hairer's rule, as SciPy's
             # select_initial_step), the smallest of them for the stack
@@ -946,7 +946,7 @@ class _EnsembleRun:
         tau_end = self.piece_tau[piece + 1]
         solver = self._make_solver(field, state, tau_end)
         while solver is not None and solver.status == "running":
-            tau_old, y_old, f_old = solver.t, solver.y, solver.f
+            tau_old, y_old = solver.t, solver.y
             ids = state["active"]
             field.nonfinite.clear()
             field.flagged.clear()
@@ -993,10 +993,9 @@ class _EnsembleRun:
                         kind, detail, extra = culprits[b]
                         self._fail(b, kind, t_old, Y_old[i], detail=detail, **extra)
                 self.counters["restarts"] += 1
-                f = f_old.reshape(m, self.P)[keep].ravel()
                 # the step size was the culprit's: the others start afresh (their own
                 # initial steps) from the last accepted state
-                state.update(active=ids[keep], Y=Y_old[keep], tau=tau_old, h=None, f=f)
+                state.update(active=ids[keep], Y=Y_old[keep], tau=tau_old, h=None)
                 if not keep.any():
                     return
                 solver = self._make_solver(field, state, tau_end)
@@ -1010,16 +1009,17 @@ class _EnsembleRun:
             k_before = state.pop("k_before")
             if not keep.all() and solver.status == "running":  # (finished: the piece ends)
                 self.counters["restarts"] += 1
-                state["f"] = solver.f.reshape(m, self.P)[keep].ravel()
+                # the derivative is evaluated again on the smaller stack rather than taken
+                # from this one: a batched gradient's rounding may depend on the stack, and a
+                # run resumed here from a checkpoint evaluates it on the smaller stack too
                 solver = self._make_solver(field, state, tau_end)
-                state["f"] = None
             if self._segment_done(k_before, state["next"]) or (
                     self.store is not None
                     and time.perf_counter() - self.last_save > CHECKPOINT_SECONDS):
                 self.counters["wall_time"] = self.wall0 + time.perf_counter() - self.started
                 self._checkpoint(state)
         if solver is not None and solver.status == "finished":
-            state.update(piece=piece + 1, h=None, f=None)
+            state.update(piece=piece + 1, h=None)
             self._checkpoint(state)
 
     def _limiting(self, solver, ids: np.ndarray) -> int:
