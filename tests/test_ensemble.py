@@ -6,7 +6,7 @@ same method and tolerances (and, for the accuracy comparisons, a DOP853 run at r
 
 import numpy as np
 import pytest
-from conftest import BlowUp, LeastSquares
+from conftest import BlowUp, HalfSquaredNorm, LeastSquares
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.integrate import solve_ivp
 
@@ -198,6 +198,20 @@ def test_members_that_fail_or_stop_drop_out_and_the_others_are_their_own_runs():
                                                 **kwargs)
         assert_allclose(ens.final_theta(b), own.final_theta, atol=AGREE)
     assert ens.final_t[2] == pytest.approx(np.log(2), rel=1e-6)  # θ₁ = 2(1 − e^{−t}) = 1
+
+
+def test_a_terminal_event_in_the_last_step_ends_its_member_and_the_run():
+    """θ₀(t) = 1 − e^{−t} crosses 1 − e^{−0.999} inside the step that reaches t_end = 1 (loose
+    tolerances: big steps); the member stops there and nothing is restarted past t_end (that
+    restart once failed with SciPy's "first_step must be positive")."""
+    objective = HalfSquaredNorm(center=np.ones(5))
+    level = 1 - np.exp(-0.999)
+    events = [[Event("late", lambda th: th[0] - level, terminal=True)],
+              [Event("late", lambda th: th[0] - 2.0, terminal=True)]]
+    ens = simulate_ensemble(objective, np.zeros((2, 5)), 1.0, rtol=1e-3, atol=1e-6,
+                            record_at=[1.0], events=events)
+    assert ens.stop_reasons == ["event", "finished"]
+    assert ens.final_t[0] == pytest.approx(0.999, rel=1e-3)
 
 
 def test_a_blowing_up_member_fails_alone():
