@@ -30,7 +30,16 @@ import numpy as np
 from scipy import integrate
 
 from gradflow import errors
-from gradflow.checkpoint import CheckpointStore, _Checker, _json_text, fingerprint, load_npz
+from gradflow.checkpoint import (
+    FORMAT,
+    STATE,
+    CheckpointStore,
+    RunShape,
+    _Checker,
+    _json_text,
+    fingerprint,
+    load_npz,
+)
 from gradflow.errors import (
     ArgumentError,
     BlowUpError,
@@ -737,6 +746,22 @@ class _EnsembleRun:
         for name in ("status", "reasons", "errors", "crossings"):
             if not isinstance(info[name], list) or len(info[name]) != B:
                 check.fail(name, f"must list one entry per member ({B})")
+        h = info["h"]
+        if h is not None and not (isinstance(h, int | float) and np.isfinite(h) and h > 0):
+            check.fail("h", f"= {h!r} must be None or a positive finite step size")
+        for b in range(B):
+            entry = info["errors"][b]
+            if not (isinstance(info["status"][b], str) and isinstance(info["reasons"][b], str)
+                    and (entry is None or (isinstance(entry, list) and len(entry) == 3
+                                           and entry[0] in STOP_ERRORS
+                                           and isinstance(entry[1], str)
+                                           and isinstance(entry[2], int | float)))
+                    and isinstance(info["crossings"][b], dict)
+                    and sorted(info["crossings"][b]) == sorted(self.event_names)):
+                check.fail(f"member {b}", "has a status, error or crossings of the wrong form")
+            if (b in active) != (info["status"][b] == "running"):
+                check.fail(f"status[{b}]", f"= {info['status'][b]!r} contradicts the active "
+                           "members")
         expected = {"thetas": (len(active), P), "event_values": (B, E), "n_records": (B,),
                     "final_t": (B,), "final_state": (B, P), "has_final_row": (B,),
                     "member_nfev": (B,)}
@@ -792,7 +817,8 @@ class _EnsembleRun:
             state.update(piece=state["piece"] + 1, h=None)
         return state
 
-    def _checkpoint(self, state: dict[str, Any], statuses: list[str] | None = None) -> None:
+    def _checkpoint(self, state: dict[str, Any]) -> None:
+        """Save the grid rows recorded since the last save (a segment) and the state."""
         if self.store is None:
             return
         k0, k = self.saved_next, state["next"]
@@ -806,11 +832,9 @@ class _EnsembleRun:
                 rows[f"obs/{name}"] = np.moveaxis(self.obs_rows[name][:, k0:k], 1, 0)
         info = {"piece": state["piece"], "tau": state["tau"], "h": state["h"], "next": k,
                 "active": [int(b) for b in state["active"]], "counters": self.counters,
-                "status": statuses or self.status, "reasons": self.reasons,
+                "status": self.status, "reasons": self.reasons,
                 "errors": self.error_info, "crossings": self.crossings,
-                "resumed": state["resumed"], "obs_shapes": self.obs_shapes,
-                # the single-run state fields the base store's writer expects nothing of
-                }
+                "resumed": state["resumed"], "obs_shapes": self.obs_shapes}
         arrays = {"thetas": state["Y"], "event_values": self.event_values,
                   "n_records": self.n_records, "final_t": self.final_t,
                   "final_state": self.final_state, "has_final_row": self.has_final_row,
@@ -1176,8 +1200,14 @@ class EnsembleCheckpointStore(CheckpointStore):
     ``obs/<name>`` of shape (n, B, ...), NaN for members that had stopped."""
 
     def load_ensemble(self, run: _EnsembleRun) -> dict[str, Any] | None:
-        from gradflow.checkpoint import STATE, RunShape
+        """The saved state and rows of ``run``, validated against it, or None for a fresh
+        folder.
 
+        Raises
+        ------
+        CheckpointError
+            Naming the file and the field that is wrong.
+        """
         file = self.path / STATE
         try:
             arrays = load_npz(file, "checkpoint state")
@@ -1189,7 +1219,7 @@ class EnsembleCheckpointStore(CheckpointStore):
         if not isinstance(meta, dict) or meta.get("fingerprint") != self.key:
             check.fail("fingerprint", "belongs to another run (this file was copied from "
                        "another folder)")
-        if meta.get("format") != "gradflow-checkpoint-2" or meta.get("kind") != "ensemble":
+        if meta.get("format") != FORMAT or meta.get("kind") != "ensemble":
             check.fail("kind", "is not an ensemble state")
         arrays.pop("meta")
         run._shape_check(file, meta, arrays)
@@ -1214,7 +1244,9 @@ class EnsembleCheckpointStore(CheckpointStore):
         self.segments = [list(s) for s in summaries]
         return {"arrays": arrays, "info": meta, "rows": rows}
 
-    def save(self, rows, arrays, info) -> None:
+    def save(self, rows: dict[str, np.ndarray] | None, arrays: dict[str, np.ndarray],
+             info: dict[str, Any]) -> None:
+        """:meth:`CheckpointStore.save`, the state marked as an ensemble's."""
         super().save(rows, arrays, {**info, "kind": "ensemble"})
 
 

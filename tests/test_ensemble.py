@@ -4,6 +4,8 @@ member's error norm), dropouts, budgets, checkpoints, bad input, and the batched
 The reference of every member is an independent route: its own single :func:`simulate` with the
 same method and tolerances (and, for the accuracy comparisons, a DOP853 run at rtol 1e-13)."""
 
+import json
+
 import numpy as np
 import pytest
 from conftest import BlowUp, HalfSquaredNorm, LeastSquares
@@ -23,6 +25,7 @@ from gradflow import (
     simulate,
     simulate_ensemble,
 )
+from gradflow.checkpoint import load_npz, save_npz
 from gradflow.papers import attention_svm as asvm
 from gradflow.papers import regular as rg
 from gradflow.testing import check_model
@@ -300,6 +303,16 @@ def test_a_folder_of_another_ensemble_is_refused(tmp_path):
         simulate_ensemble(objectives, thetas0, 1.0, rtol=1e-7, checkpoint=tmp_path / "c")
     with pytest.raises(CheckpointError, match="different run"):  # a single run's folder
         simulate(objectives[0], thetas0[0], 1.0, checkpoint=tmp_path / "c")
+    state = tmp_path / "c" / "state.npz"
+    for field, value, match in (("h", -1.0, "'h'"), ("active", [1], r"status\[1\]"),
+                                ("kind", None, "ensemble")):
+        arrays = load_npz(state, "state")
+        meta = json.loads(str(arrays["meta"]))
+        edited = {**meta, field: value}
+        save_npz(state, {**arrays, "meta": np.array(json.dumps(edited))})
+        with pytest.raises(CheckpointError, match=match):  # an edited state is refused
+            simulate_ensemble(objectives, thetas0, 1.0, checkpoint=tmp_path / "c")
+        save_npz(state, {**arrays, "meta": np.array(json.dumps(meta))})
 
 
 # --------------------------------------------------------------------------- bad input
