@@ -37,6 +37,7 @@ from gradflow.checkpoint import (
     RunShape,
     _Checker,
     _json_text,
+    content_hash,
     fingerprint,
     load_npz,
 )
@@ -244,8 +245,6 @@ def _same_model(objectives: list[Objective]) -> bool:
         return False
     if all(o.model is first for o in objectives):
         return True
-    from gradflow.checkpoint import content_hash
-
     try:
         key = content_hash(first, type(first).__name__)
         return all(o.model is first or content_hash(o.model, type(first).__name__) == key
