@@ -299,6 +299,12 @@ class _StackedField:
             G = run.gradients(Y, ids)
             if self.rate is not None:
                 G *= self.rate
+        elif ids.size == 1:  # one member: its own VectorField, exactly as simulate's
+            vf = self.fields[int(ids[0])]
+            vf.underflow = None
+            G = vf.direction(Y[0])[None]
+            if vf.underflow is not None:
+                self.flagged.add(int(ids[0]))
         else:
             G = self._normalized(Y, ids)
             if self.rate is not None:
