@@ -274,3 +274,65 @@ def test_experiments_run_and_replot(tmp_path, name, settings, files):
         assert (out / file).exists(), file
     (out / files[-1]).unlink()
     assert main(["plot", str(out)]) == 0 and (out / files[-1]).exists()
+
+
+@pytest.mark.parametrize(("mask", "m"), [("bernoulli", None), ("fixed", 4)])
+def test_enumerated_masks_follow_their_law(mask, m):
+    """The masks shared by every model (and by the full-matrix reference) against the masking
+    law itself: probabilities sum to 1, each other patch is unmasked with probability 1 − γ
+    (Bernoulli) or (P − m)/(P − 1) (fixed size: exactly P − m unmasked), and two patches
+    jointly with (1 − γ)² or the hypergeometric pair probability."""
+    P, gamma = 7, 0.3
+    design = masked.make_design([[0, 0, 0, 1, 1, 1, 1]], gamma, mask=mask, m=m)
+    U, mu = masked.query_masks(design)
+    assert mu.sum() == pytest.approx(1.0, abs=1e-15)
+    assert np.all(U[np.arange(P), :, np.arange(P)] == 0)  # the query is masked
+    for p in (0, 4):
+        single = mu @ U[p]
+        pair = mu @ (U[p][:, 1 if p != 1 else 2] * U[p][:, 5])
+        if mask == "bernoulli":
+            expect_single, expect_pair = 1 - gamma, (1 - gamma) ** 2
+            assert np.all(U[p].sum(axis=1) <= P - 1)
+        else:
+            expect_single = (P - m) / (P - 1)
+            expect_pair = (P - m) * (P - m - 1) / ((P - 1) * (P - 2))
+            assert np.all(U[p].sum(axis=1) == P - m)
+        others = np.delete(single, p)
+        np.testing.assert_allclose(others, expect_single, rtol=1e-14)
+        assert pair == pytest.approx(expect_pair, rel=1e-14)
+
+
+def test_own_mass_is_nan_where_the_own_area_is_never_visible_and_the_flows_refuse_it():
+    design = masked.make_design([[0, 0, 0, 1, 1, 2]], 0.5)   # patch 5 alone in its area
+    model = masked.MaskedAttention.for_design(design)
+    mass = model.own_mass(model.layout.unpack(model.init()), design)
+    assert np.isnan(mass[5, 0]) and np.all(np.isfinite(mass[:5]))
+    with pytest.raises(ArgumentError, match="never visible"):
+        protocol.ring_flow(design, 10.0, queries=(5,))
+
+
+def test_unmasked_softmax_ignores_huge_logits_of_masked_keys():
+    """A masked key's PP logit is inert under softmax="unmasked": an overflowing one must not
+    turn the loss into NaN."""
+    design = masked.balanced(2, 3, 0.5)
+    model = masked.MaskedAttention.for_design(design, queries=(0,), softmax="unmasked")
+    params = model.layout.unpack(model.init())
+    reference = model.loss(params, design)
+    params["C"][0, 5] = 800.0
+    # patch 5 is a key only when unmasked; the loss changes, but stays finite and real
+    assert np.isfinite(model.loss(params, design)) and np.isfinite(reference)
+
+
+def test_translation_invariance_needs_one_amplitude_law_and_ring_maps_refuses_otherwise():
+    assert not protocol.translation_invariant(masked.ring(8, 4, 4, 0.5, z=[[1.0, 2.0]] * 4))
+    assert protocol.translation_invariant(masked.ring(8, 4, 4, 0.5, z_support=[1.0, 2.0]))
+    with pytest.raises(ArgumentError, match="not translation invariant"):
+        protocol.ring_maps(np.full((2, 8), 1 / 8), masked.ring(8, 4, 2, 0.5))
+
+
+def test_mean_field_formulas_refuse_other_amplitudes():
+    design = masked.balanced(4, 8, 0.5, z=[[2.0] * 4])
+    for f in (theory.mean_field_fp_velocity, theory.t_half_mean_field,
+              theory.t_over_mean_field):
+        with pytest.raises(ArgumentError, match="z ≡ 1"):
+            f(design, 0, 0)

@@ -26,9 +26,9 @@ import numpy as np
 from gradflow.errors import ArgumentError
 from gradflow.validate import integer, integer_array
 
-__all__ = ["MASKS", "MAX_ENUMERATED_PATCHES", "CountConfigurations", "Group", "MaskedDesign",
-           "balanced", "count_configurations", "groups", "imbalanced", "make_design",
-           "query_masks", "ring"]
+__all__ = ["MASKS", "MAX_CONFIGURATIONS", "MAX_ENUMERATED_PATCHES", "CountConfigurations",
+           "Group", "MaskedDesign", "balanced", "count_configurations", "groups", "imbalanced",
+           "make_design", "query_masks", "ring"]
 
 MASKS = ("bernoulli", "fixed")
 """Masking laws (docs/derivations/masked.md, §Ambiguities, 4): each patch masked independently
@@ -390,11 +390,20 @@ class CountConfigurations:
     weight: np.ndarray
 
 
+MAX_CONFIGURATIONS = 1_000_000
+"""The most count configurations a grouped query may have: each gradient holds ~20 arrays of
+(configurations × groups) floats, 1e6 × 4 groups ≈ 0.6 GiB."""
+
+
 def _group_table(size: int, count: int) -> dict[tuple[int, int], int]:
     """(S1, S2) → Σ over count-tuples (n_1 … n_G) with these sums of Π C(size, n_i): the number
     of unmasked-patch sets of G areas of ``size`` patches with these statistics."""
     table: dict[tuple[int, int], int] = {(0, 0): 1}
     for _ in range(count):
+        if len(table) * (size + 1) > MAX_CONFIGURATIONS:
+            raise ArgumentError(f"counts per area: {count} exchangeable areas of {size} patches "
+                                f"have more than {MAX_CONFIGURATIONS:,} (S1, S2) statistics; "
+                                "use fewer or smaller areas")
         nxt: dict[tuple[int, int], int] = {}
         for (s1, s2), ways in table.items():
             for n in range(size + 1):
@@ -413,6 +422,11 @@ def count_configurations(design: MaskedDesign, group_list: tuple[Group, ...]
     tables = [_group_table(g.size, g.count) for g in group_list]
     keys = [np.array(list(t.keys()), dtype=float) for t in tables]      # (n_r, 2)
     ways = [np.array(list(t.values()), dtype=float) for t in tables]   # (n_r,)
+    total = math.prod(len(k) for k in keys)
+    if total > MAX_CONFIGURATIONS:
+        raise ArgumentError(f"counts per area: the query's groups have {total:,} count "
+                            f"configurations, more than {MAX_CONFIGURATIONS:,}; use fewer or "
+                            "smaller areas")
     index = np.array(list(itertools.product(*[range(len(k)) for k in keys])))
     if index.size == 0:
         index = np.zeros((1, len(tables)), dtype=int)

@@ -49,7 +49,8 @@ RING_PARAMETERS = (
     Parameter("C", 4, "patches per area (an arc); must divide P", minimum=1, maximum=16),
     Parameter("K", 4, "clusters (cluster k's arcs start at offset k); K = C makes the design "
               "translation invariant, so one query is integrated", minimum=1, maximum=16),
-    Parameter("gamma", 0.5, "masking ratio γ (Bernoulli masks)", positive=True),
+    Parameter("gamma", 0.5, "masking ratio γ (Bernoulli masks; a fixed-size mask has γ = m/P)",
+              positive=True),
     Parameter("mask", "bernoulli", "masking law", choices=MASKS),
     Parameter("m", 6, "masked patches of a fixed-size mask (mask = fixed)", minimum=1,
               maximum=16),
@@ -60,8 +61,8 @@ RING_PARAMETERS = (
               choices=theory.NORMALIZATIONS),
     Parameter("mask_token", "zero", "[MASK] token: zero content, or a fixed orthogonal vector "
               "m_0 (its logit terms learned; couples all queries)", choices=MASK_TOKENS),
-    Parameter("pp", "trained", "PP correlations trained, or frozen at 0",
-              choices=("trained", "frozen")),
+    Parameter("pp", "trained", "PP correlations trained, or frozen at 0 (with a mask token "
+              "the shared row's C0 too)", choices=("trained", "frozen")),
     Parameter("t_end", 1e6, "horizon", positive=True),
     Parameter("per_decade", 10, "record points per decade of t", minimum=1, maximum=1000),
     *SOLVER_PARAMETERS,
@@ -76,8 +77,18 @@ def _ring_design(config: dict[str, Any]):
         raise ArgumentError(f"parameter 'gamma': a masking ratio in (0, 1), got "
                             f"{config['gamma']:g}")
     fixed = config["mask"] == "fixed"
-    if fixed and config["m"] > config["P"]:
-        raise ArgumentError(f"parameter 'm': at most P = {config['P']}, got {config['m']}")
+    if fixed and config["m"] >= config["P"]:
+        raise ArgumentError(f"parameter 'm': at most P − 1 = {config['P'] - 1} (with every "
+                            f"patch masked nothing is visible), got {config['m']}")
+    if config["P"] % config["C"]:
+        raise ArgumentError(f"parameter 'C': must divide P = {config['P']} (the arcs tile the "
+                            f"ring), got {config['C']}")
+    if config["K"] > config["C"]:
+        raise ArgumentError(f"parameter 'K': at most C = {config['C']} (offsets k and k + C "
+                            f"give the same partition), got {config['K']}")
+    if config["C"] < 2:
+        raise ArgumentError("parameter 'C': an area needs at least 2 patches (a masked patch's "
+                            "target must be visible elsewhere in its area), got 1")
     return ring(config["P"], config["C"], config["K"], config["gamma"], mask=config["mask"],
                 m=config["m"] if fixed else None)
 
@@ -94,6 +105,8 @@ def _check_ring(config: dict[str, Any]) -> None:
     masks = 2.0 ** (design.P - 1)
     check_memory([("the mask enumeration's (K, queries, masks, P) arrays",
                    8.0 * 12 * design.K * len(queries) * masks * design.P, ("P", "K"))])
+    MaskedAttention.for_design(design, queries=queries, **_model_options(config)).check_data(
+        design)
 
 
 def _model_options(config: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +120,14 @@ def _objective_ring(config: dict[str, Any]):
     return model.objective(design), model.init()
 
 
+def _pp_rates(config: dict[str, Any]) -> dict[str, float] | None:
+    """Freeze every PP correlation: C, and with a mask token the shared row's C0 (the
+    effective PP row of a masked query is C + C0)."""
+    if config["pp"] != "frozen":
+        return None
+    return {"C": 0.0, "C0": 0.0} if config["mask_token"] == "orthogonal" else {"C": 0.0}
+
+
 def train_ring(config: dict[str, Any], out: Path, progress: bool = False) -> Outcome:
     """Query 0's flow (every query's when the design is not translation invariant or has a
     mask token), the attention maps of every query per cluster at :data:`MAP_TIMES`, the
@@ -118,7 +139,7 @@ def train_ring(config: dict[str, Any], out: Path, progress: bool = False) -> Out
     start = time.perf_counter()
     traj, phase, model = protocol.ring_flow(
         design, config["t_end"], record_at=grid, queries=queries,
-        rates={"C": 0.0} if config["pp"] == "frozen" else None, progress=progress,
+        rates=_pp_rates(config), progress=progress,
         **_model_options(config), **solver_options(config))
     seconds = time.perf_counter() - start
     maps, rows_B, rows_C = [], [], []
@@ -151,6 +172,7 @@ def summarize_ring(outcome: Outcome, config: dict[str, Any]) -> dict[str, Any]:
     traj, a, ctx = outcome.trajectories["query0"], outcome.arrays["ring"], outcome.context
     t, obs = traj.t, traj.observables
     own = obs["own_mass"][:, 0, :]                          # query 0, per cluster
+    n_queries = len(ctx["queries"])
     t_end = config["t_end"]
     late = t_end / 100
     P, K = config["P"], a["areas"].shape[0]
@@ -167,6 +189,11 @@ def summarize_ring(outcome: Outcome, config: dict[str, Any]) -> dict[str, Any]:
         "config": config,
         "status": "reconstructed (docs/derivations/masked.md, §Status)",
         "queries_integrated": ctx["queries"],
+        "effective_gamma": float(config["m"] / config["P"] if config["mask"] == "fixed"
+                                 else config["gamma"]),
+        "note": ("times, masses, FP/PP correlations and the maps are query 0's; the loss, "
+                 "its floor and gap are summed over the integrated queries"
+                 + (f" ({n_queries})" if n_queries > 1 else "")),
         "times": {protocol.level_name(x): (None if np.isnan(v) else float(v))
                   for x, v in zip(protocol.LEVELS, a["events"], strict=True)},
         "own_mass_final": {"per_cluster": own[-1].tolist(), "mean": float(own[-1].mean())},
@@ -177,7 +204,8 @@ def summarize_ring(outcome: Outcome, config: dict[str, Any]) -> dict[str, Any]:
             "fp_target_per_log_t": float((traj.observables["own_fp"][-1, 0].mean()
                                           - traj.observables["own_fp"][k_late, 0].mean())
                                          / d_log),
-            "pp_distance1_per_log_t": float((a["C0"][-1, 1] - a["C0"][k_late, 1]) / d_log),
+            "pp_distance1_per_log_t": float((a["C0"][-1, dist == 1].mean()
+                                             - a["C0"][k_late, dist == 1].mean()) / d_log),
         },
         "pp_by_distance": [float(C_final[dist == r].mean()) for r in range(P // 2 + 1)],
         "fp_cluster0": {"own": float(B_final[fi[0, 0]]), "adjacent_area": float(
@@ -186,7 +214,7 @@ def summarize_ring(outcome: Outcome, config: dict[str, Any]) -> dict[str, Any]:
             a["areas"][0] == a["areas"][0, 0])].tolist(),
         "diversity": {"initial": float(a["diversity"][0]), "final": float(a["diversity"][-1]),
                       "ideal_area_wide": ctx["ideal_diversity"]},
-        "pp_sum_drift": float(np.max(np.abs(obs["pp_sum"] - obs["pp_sum"][0]))),
+        "pp_sum_drift": float(np.max(np.abs(obs["pp_sum"] - obs["pp_sum"][0]))),  # max over q
         "solver": {"nfev": int(traj.stats["nfev"]), "seconds": ctx["seconds"]},
         "clusters": K,
     }
@@ -201,8 +229,8 @@ def report_ring(summary: dict[str, Any]) -> list[str]:
     times, fit = summary["times"], summary["fitted"]
     shown = ", ".join(f"{k} = {v:.4g}" if v is not None else f"{k} not reached"
                       for k, v in times.items())
-    lines = [f"own-area attention mass: {shown}; at t_end {summary['own_mass_final']['mean']:.5f}"
-             " (mean over clusters)"]
+    lines = [f"own-area attention mass of query 0 (mean over clusters): {shown}; at t_end "
+             f"{summary['own_mass_final']['mean']:.5f}"]
     if "loss_gap_slope" in fit:
         slope = fit["loss_gap_slope"]
         lines.append(f"L − L*: slope {'n/a' if slope is None else f'{slope:.3f}'} over the last "
@@ -246,7 +274,10 @@ def _imbalanced_design(config: dict[str, Any], C_global: int, gamma: float):
 def _check_imbalanced(config: dict[str, Any]) -> None:
     for C_global, gamma in _imbalanced_rows(config):
         design = _imbalanced_design(config, C_global, gamma)
-        size = len(MaskedGrouped.for_query(design, C_global).configurations(design).weight)
+        try:
+            size = len(MaskedGrouped.for_query(design, C_global).configurations(design).weight)
+        except ArgumentError as exc:
+            raise ArgumentError(f"parameters 'C_globals', 'n_local', 'C_local': {exc}") from None
         check_memory([("the count configurations' arrays", 8.0 * 40 * size * 4,
                        ("C_globals", "n_local", "C_local"))])
 
@@ -295,7 +326,7 @@ def summarize_imbalanced(outcome: Outcome, config: dict[str, Any]) -> dict[str, 
         design = _imbalanced_design(config, C_global, gamma)
         v = theory.initial_fp_velocity(design, 0, C_global)
         t_area = int(design.areas[0, C_global])
-        gap, _ = theory.information_gap(v, t_area)
+        gap = theory.information_gap(v, t_area, theory.dominant_area(design, 0, C_global))
         traj = outcome.trajectories[_row_name(C_global, gamma, "local")]
         b = traj.observables["b"]                            # groups: own, global, other locals
         loc = row["local"]
@@ -310,11 +341,14 @@ def summarize_imbalanced(outcome: Outcome, config: dict[str, Any]) -> dict[str, 
                 design, 0, C_global),
             "t_cross": loc["t_cross"], "t_half": t_half, "t_0.9": loc["levels"]["t_0.9"],
             "b_global_at_t_half": b_g_half,
-            "phases": 3 if (loc["t_over"] or 0) > 0 else 2,
+            # 3 when a decoupling phase ends inside the horizon, 2 when there is none, None when
+            # Δ0 > 0 but the horizon ends before the target FP catches up
+            "phases": None if loc["t_over"] is None else (3 if loc["t_over"] > 0 else 2),
             "b_target_increasing": _monotone(b[:, 0], 1),
             "b_global_decreasing": _monotone(b[:, 1], -1),
             "other_local_peak": (None if peak is None else {"t": float(traj.t[peak]),
                                                             "b": float(b[peak, 2])}),
+            "groups": loc["groups"],
             "global_query": {"t_half": row["global"]["levels"]["t_half"],
                              "t_0.9": row["global"]["levels"]["t_0.9"]},
         })
@@ -324,12 +358,20 @@ def summarize_imbalanced(outcome: Outcome, config: dict[str, Any]) -> dict[str, 
 
 
 def report_imbalanced(summary: dict[str, Any]) -> list[str]:
+    def time(value: float | None) -> str:
+        return "not reached" if value is None else f"{value:.3g}"
+
     lines = []
     for r in summary["rows"]:
-        over = "no decoupling phase" if not r["t_over"] else f"t_over = {r['t_over']:.3g}"
+        if r["t_over"] is None:
+            phases = "phases undetermined (the decoupling phase outlasts t_end)"
+        elif r["t_over"] == 0:
+            phases = "2 phases (no decoupling phase)"
+        else:
+            phases = f"3 phases (t_over = {r['t_over']:.3g})"
         lines.append(f"P = {r['P']}, C_g = {r['C_global']}, γ = {r['gamma']:g}: Δ0 = "
-                     f"{r['delta0']:+.4f} → {r['phases']} phases ({over}, t_cross = "
-                     f"{r['t_cross']:.3g}, t_half = {r['t_half']:.3g})")
+                     f"{r['delta0']:+.4f} → {phases}; t_cross {time(r['t_cross'])}, t_half "
+                     f"{time(r['t_half'])}")
     return lines
 
 
@@ -359,9 +401,14 @@ def _scaling_rows(config: dict[str, Any]) -> list[tuple[int, int, float]]:
 
 
 def _check_scaling(config: dict[str, Any]) -> None:
-    for N, C, _ in _scaling_rows(config):
+    for N, C, gamma in _scaling_rows(config):
         if N * C > 4096:
             raise ArgumentError(f"parameters 'Ns', 'Cs': N·C = {N * C} patches is above 4096")
+        try:  # the count configurations of the row's query: refused beyond a memory bound
+            design = balanced(N, C, gamma)
+            MaskedGrouped.for_query(design, 0).configurations(design)
+        except ArgumentError as exc:
+            raise ArgumentError(f"parameters 'Ns', 'Cs' (N = {N}, C = {C}): {exc}") from None
 
 
 def _objective_scaling(config: dict[str, Any]):

@@ -135,14 +135,16 @@ def phases(out: Path, summary: dict, path: Path) -> Path:
         b, m = traj.observables["b"], traj.observables["masses"]
         times = {"t_over": r["t_over"], "t_cross": r["t_cross"], "t_half": r["t_half"]}
         top, bottom = axes[0, j], axes[1, j]
-        labels = ["target (own local area)", "dominant area", "other local areas"]
+        labels = ["own area (mass: given it is visible)", *[
+            f"{len(areas)} area{'s' * (len(areas) > 1)} of {size} patches"
+            for areas, size in r["groups"][1:]]]
         for g in range(b.shape[1]):
-            top.plot(t[keep], b[keep, g], label=labels[min(g, 2)])
-            bottom.plot(t[keep], m[keep, g], label=labels[min(g, 2)])
+            top.plot(t[keep], b[keep, g], label=labels[g])
+            bottom.plot(t[keep], m[keep, g], label=labels[g])
         top.set(xscale="log", xlabel="t", ylabel="FP correlation b",
                 title=f"P = {r['P']}, C_g = {r['C_global']}, γ = {r['gamma']:g}: Δ0 = "
                       f"{r['delta0']:+.4f}, {r['phases']} phases")
-        bottom.set(xscale="log", xlabel="t", ylabel="attention mass per area")
+        bottom.set(xscale="log", xlabel="t", ylabel="attention mass per area (unmasked patches)")
         for ax in (top, bottom):
             _mark(ax, times)
             ax.legend(fontsize=7)

@@ -76,7 +76,9 @@ def _masked_softmax(S: np.ndarray, keys: np.ndarray | None) -> np.ndarray:
     real = np.where(keys > 0, S.real, -np.inf)
     shift = np.max(real, axis=-1, keepdims=True)
     shift = np.where(np.isfinite(shift), shift, 0.0)
-    e = np.exp(S - shift) * keys
+    # non-keys are exponentiated at the shift, never at their own logit (which may overflow:
+    # inf · 0 would be NaN)
+    e = np.exp(np.where(keys > 0, S, shift) - shift) * keys
     total = e.sum(axis=-1, keepdims=True)
     return e / np.where(total.real > 0, total, 1.0)
 
@@ -113,6 +115,7 @@ class _Enumerated(Model):
     data_type = MaskedDesign
     P: int
     F: int
+    queries: tuple[int, ...]
 
     def init(self, rng: Any = None, preset: str = "zero", scale: float = 0.01) -> np.ndarray:
         """Q(0) = 0 (``"zero"``) or entries N(0, scale²) (``"normal"``)."""
@@ -289,12 +292,17 @@ class MaskedAttention(_Enumerated):
 
     def own_mass(self, params: dict[str, np.ndarray], data: MaskedDesign) -> np.ndarray:
         """A_own[i, k] = E[attention on the own area's unmasked patches | cluster k, p ∈ M, the
-        own area has an unmasked patch], shape (n_q, K) (→ 1: area-wide attention)."""
+        own area has an unmasked patch], shape (n_q, K) (→ 1: area-wide attention); NaN where
+        the own area is never visible (it has one patch, or a fixed-size mask hides all)."""
         f = self._forward(params, data)
         en = f["en"]
         A_own = np.sum(f["A"] * en["target"][:, :, None, None, :], axis=-1)  # (K, n_q, Z, n_u)
         w = en["weight"][:, None, :, :] * en["visible"][:, :, None, :]
-        return (np.sum(w * A_own, axis=(2, 3)) / np.sum(w, axis=(2, 3))).T
+        total = np.sum(w, axis=(2, 3))
+        # NaN (not a number that looks like one) where the own area is never visible: an area
+        # of one patch, or a fixed-size mask of all P patches
+        mass = np.sum(w * A_own, axis=(2, 3)) / np.where(total > 0, total, np.nan)
+        return mass.T
 
     def own_fp(self, params: dict[str, np.ndarray], data: MaskedDesign) -> np.ndarray:
         """B_{p,(k,a_k(p))}, the target FP correlation of each query and cluster, (n_q, K)."""
@@ -485,7 +493,8 @@ class MaskedGrouped(Model):
         weight = f["cf"].weight
         out = weight @ f["A"] / self.multiplicity_b
         visible = f["cf"].S1[:, 0] > 0
-        out[0] = (weight[visible] @ f["A"][visible, 0]) / weight[visible].sum()
+        out[0] = ((weight[visible] @ f["A"][visible, 0]) / weight[visible].sum()
+                  if visible.any() else np.nan)  # never visible: a fixed-size mask of all P
         return out
 
     def observables(self, data: MaskedDesign) -> dict[str, Observable]:
@@ -556,6 +565,7 @@ class MaskedFullQ(_Enumerated):
         self.normalize = _option("normalize", normalize, theory.NORMALIZATIONS)
         self.mask_token = _option("mask_token", mask_token, MASK_TOKENS)
         self.d = self.F + self.P + (self.mask_token == "orthogonal")
+        self.queries = tuple(range(self.P))  # the loss sums every query
 
     @classmethod
     def for_design(cls, design: MaskedDesign, **options: Any) -> MaskedFullQ:

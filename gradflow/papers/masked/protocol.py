@@ -48,17 +48,19 @@ def record_grid(t_end: float, per_decade: int, extra: Any = ()) -> np.ndarray:
 
 
 def translation_invariant(design: MaskedDesign) -> bool:
-    """Whether the design is a ring with K = C (query p's flow is query 0's, rotated:
-    docs/derivations/masked.md, §Reductions R5): cluster k's partition rotated by one patch is
-    cluster k + 1's, and cluster K − 1's is cluster 0's."""
-    if design.K < 1 or design.mask not in ("bernoulli", "fixed"):
-        return False
+    """Whether query p's flow is query 0's rotated by p (docs/derivations/masked.md, §Designs,
+    R5): rotating every partition by one patch maps cluster k's onto cluster k + 1's (and
+    K − 1's onto 0's), the clusters weigh the same, and every area has the same amplitude law
+    (one fixed amplitude for all, or i.i.d. amplitudes on equally many areas)."""
     rolled = np.roll(design.areas, 1, axis=1)   # rolled[k, q] = a_k(q − 1)
     areas = np.roll(design.areas, -1, axis=0)   # cluster k + 1
     same = all(_same_partition(rolled[k], areas[k]) for k in range(design.K))
-    uniform = np.allclose(design.pi, design.pi[0]) and all(
-        np.allclose(z, design.amplitudes[0]) for z in design.amplitudes)
-    return bool(same and uniform)
+    if len(design.amplitude_probs[0]) == 1:
+        amplitudes = np.concatenate([z.ravel() for z in design.amplitudes])
+        uniform = bool(np.all(amplitudes == amplitudes[0]))
+    else:  # i.i.d. per area from one support: the law of a relabelled area is the same
+        uniform = len(set(design.n_areas)) == 1
+    return bool(same and uniform and np.allclose(design.pi, design.pi[0]))
 
 
 def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
@@ -79,6 +81,11 @@ def ring_maps(maps0: np.ndarray, design: MaskedDesign) -> np.ndarray:
     -------
     ndarray, shape (K, P, P)
     """
+    if not translation_invariant(design):
+        raise ArgumentError("ring_maps: the design is not translation invariant (a ring with "
+                            "K = C, equal cluster weights and one amplitude law), so query "
+                            "0's map does not give the others'; integrate every query "
+                            "(queries=range(P)) and use attention_maps")
     K, P = maps0.shape
     out = np.empty((K, P, P))
     for p in range(P):  # P rotations of a (K, P) array: bookkeeping, not a hot path
@@ -111,6 +118,14 @@ def _first(traj: Trajectory, name: str) -> float | None:
     return float(times[0]) if len(times) else None
 
 
+def _check_visible(mass: float, who: str) -> None:
+    if not np.isfinite(mass):
+        raise ArgumentError(f"{who}: its own area is never visible when it is masked (in some "
+                            "cluster the area has one patch, or a fixed-size mask hides every "
+                            "patch), so the own-area mass and its passage times are undefined; "
+                            "give every area at least two patches and keep m < P")
+
+
 def _level_events(mass, levels: Sequence[float], terminal_at: float | None) -> list[Event]:
     return [Event(level_name(x), lambda th, x=x: float(mass(th)) - x,
                   terminal=terminal_at is not None and x == terminal_at, direction=1)
@@ -141,6 +156,7 @@ def ring_flow(design: MaskedDesign, t_end: float, *, record_at: Any = None,
     queries : sequence of int
         Default query 0 (a translation-invariant design needs no other).
     levels : own-area masses whose passage times are located
+        (the mass of ``queries[0]``, averaged over the clusters)
     stop_at : float, optional
         Stop at the first passage of this level (one of ``levels``).
     rates : dict, optional
@@ -155,8 +171,10 @@ def ring_flow(design: MaskedDesign, t_end: float, *, record_at: Any = None,
     solver = {**SOLVER, **options}
     unpack = model.layout.unpack
 
-    def mass(th):
-        return model.own_mass(unpack(th), design).mean()
+    def mass(th):  # the first query's, as the experiments' summaries report it
+        return model.own_mass(unpack(th), design)[0].mean()
+
+    _check_visible(mass(model.init()), f"query {model.queries[0]}")
 
     if stop_at is not None and stop_at not in levels:
         raise ArgumentError(f"stop_at must be one of the levels {tuple(levels)}, got {stop_at}")
@@ -184,6 +202,8 @@ def grouped_flow(design: MaskedDesign, p: int, t_end: float, *, record_at: Any =
 
     def mass(th):
         return model.masses(unpack(th), design)[0]
+
+    _check_visible(mass(model.init()), f"query {p}")
 
     def overtake(th):
         return -model.velocity_gap(unpack(th), design)

@@ -22,6 +22,7 @@ __all__ = [
     "NORMALIZATIONS",
     "binomial_moments",
     "diversity",
+    "dominant_area",
     "fitted_slope",
     "floor",
     "ideal_diversity",
@@ -131,6 +132,7 @@ def initial_fp_velocity(design: MaskedDesign, k: int, p: int, normalize: str = "
 def mean_field_fp_velocity(design: MaskedDesign, k: int, p: int) -> np.ndarray:
     """The mean-field initial velocities (z ≡ 1, counts replaced by their means):
     v_t ≈ γπ_k a_t(1 − 2a_t + Σ_i a_i²), v_j ≈ −γπ_k a_j(a_j + a_t − Σ_i a_i²), shape (N_k,)."""
+    _unit_amplitudes(design, k, "mean_field_fp_velocity")
     a = initial_masses(design, k, p)
     t = int(design.areas[k, p])
     s2 = float(a @ a)
@@ -139,18 +141,32 @@ def mean_field_fp_velocity(design: MaskedDesign, k: int, p: int) -> np.ndarray:
     return design.masked_probability * design.pi[k] * v
 
 
-def information_gap(velocity: np.ndarray, t: int) -> tuple[float, int]:
-    """Δ0 = |ḃ_g(0)| − ḃ_t(0) with g the other area whose FP falls fastest (the analogue of the
-    information gap of v3, docs/derivations/masked.md, §Phases), and g."""
-    others = [j for j in range(len(velocity)) if j != t]
-    g = min(others, key=lambda j: velocity[j])
-    return float(abs(velocity[g]) - velocity[t]), g
+def dominant_area(design: MaskedDesign, k: int, p: int) -> int:
+    """g: the largest area of cluster k other than p's own (ties: the lowest label), the area
+    whose FP decouples in docs/derivations/masked.md, §Phases."""
+    sizes = design.area_sizes(k).astype(float)
+    sizes[design.areas[k, p]] = -1.0
+    return int(np.argmax(sizes))
+
+
+def information_gap(velocity: np.ndarray, t: int, g: int) -> float:
+    """Δ0 = |ḃ_g(0)| − ḃ_t(0) (the analogue of v3's information gap, docs/derivations/
+    masked.md, §Phases), from initial FP velocities of the areas, shape (N_k,), the own area t
+    and the dominant other area g (:func:`dominant_area`)."""
+    return float(abs(velocity[g]) - velocity[t])
+
+
+def _unit_amplitudes(design: MaskedDesign, k: int, what: str) -> None:
+    if len(design.amplitude_probs[k]) != 1 or not np.all(design.amplitudes[k] == 1.0):
+        raise ArgumentError(f"{what}: the mean-field formulas take z ≡ 1 (cluster {k} has other "
+                            "amplitudes); use initial_fp_velocity or a flow")
 
 
 def t_half_mean_field(design: MaskedDesign, k: int, p: int) -> float:
     """(γπ_k κ)⁻¹ ∫_{a_t}^{1/2} dA / (A²(1 − A)³), κ = 1 + Σ_o ρ_o² with ρ_o = a_o/(1 − a_t),
     area o's share of the initial non-own mass (masked patches and the query included): the
     mean-field time to own-area mass ½ (docs/derivations/masked.md, §Phases)."""
+    _unit_amplitudes(design, k, "t_half_mean_field")
     a = initial_masses(design, k, p)
     t = int(design.areas[k, p])
     rho = np.delete(a, t) / (1 - a[t])
@@ -164,11 +180,9 @@ def t_half_mean_field(design: MaskedDesign, k: int, p: int) -> float:
 def t_over_mean_field(design: MaskedDesign, k: int, p: int) -> float:
     """The end of the decoupling phase: A_g has fallen to A_g* with A_g*²(1 − A_g*) = a_t,
     t_over ≈ (2γπ_k)⁻¹ (A_g*⁻² − a_g⁻²), and 0 if A_g* ≥ a_g (no decoupling phase)."""
+    _unit_amplitudes(design, k, "t_over_mean_field")
     a = initial_masses(design, k, p)
-    t = int(design.areas[k, p])
-    g = int(np.argmax(np.delete(a, t)))
-    g = g + (g >= t)
-    a_t, a_g = a[t], a[g]
+    a_t, a_g = a[design.areas[k, p]], a[dominant_area(design, k, p)]
     if a_t >= 4 / 27:  # A²(1 − A) ≤ 4/27 on [0, 1]: no root, no decoupling
         return 0.0
     star = optimize.brentq(lambda A: A**2 * (1 - A) - a_t, 0.0, 2 / 3)
@@ -195,10 +209,13 @@ def diversity(maps: np.ndarray) -> float:
 
 
 def ideal_diversity(design: MaskedDesign) -> float:
-    """The diversity of exact area-wide attention (uniform inside the own area, same-area
-    queries identical): 1 − Σ_j C_j(C_j − 1)/(P(P − 1)), averaged over clusters."""
+    """The diversity of exact area-wide attention: each masked query's map uniform on the other
+    patches of its own area, so two queries of one area overlap on C − 2 of their C − 1 patches
+    (cos = (C−2)/(C−1)) and queries of different areas not at all:
+    1 − Σ_j C_j(C_j − 2)/(P(P − 1)), averaged over clusters. (Maps identical within an area,
+    the query included, would give 1 − Σ_j C_j(C_j − 1)/(P(P − 1)).)"""
     P = design.P
-    return float(np.mean([1 - np.sum(c * (c - 1)) / (P * (P - 1))
+    return float(np.mean([1 - np.sum(c * (c - 2)) / (P * (P - 1))
                           for c in (design.area_sizes(k) for k in range(design.K))]))
 
 
