@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 from scipy.special import expit
 
 from gradflow.attention import LastTokenModel, softmax_positions
@@ -29,6 +30,39 @@ from gradflow.numerics import logistic_loss
 from gradflow.papers.regular.data import RegularData, make_dataset
 
 __all__ = ["Forward", "RegularTransformer"]
+
+_TINY = 1e-280
+"""The smallest softmax denominator :meth:`RegularTransformer.batched_grad` accepts: below it
+(scores of one string all ≳ 640 below the largest score of its query's column) the shared
+per-query shift would lose digits, and the members are computed one by one instead."""
+
+
+class _PairIncidence:
+    """The strings of a dataset as a sparse (string, token-pair) count matrix, for
+    :meth:`RegularTransformer.batched_grad`.
+
+    ``S[n, k·K + q_n]`` counts the positions of string n holding token k (q_n: its query), so
+    for any K × K matrix P, ``(S @ P.ravel())[n] = Σ_l P[k_l, q_n]``: every sum over the
+    positions of a string becomes one sparse product, for all members at once when P carries
+    a trailing member axis.
+
+    Parameters
+    ----------
+    data : RegularData
+    """
+
+    def __init__(self, data: RegularData):
+        index = data.token_index
+        self.K = index.K
+        L, N = index.tokens.shape
+        real = np.isfinite(index.pad)
+        pair = (index.tokens * self.K + index.query)[real]
+        rows = np.broadcast_to(np.arange(N), (L, N))[real]
+        self.S = sparse.csr_matrix((np.ones(pair.size), (rows, pair)), (N, self.K**2))
+        self.ST = self.S.T.tocsr()
+        self.used = np.zeros(self.K**2, dtype=bool)
+        self.used[pair] = True
+        self.used = self.used.reshape(self.K, self.K)  # (token, query) pairs that occur
 
 
 @dataclass(frozen=True)
@@ -58,6 +92,7 @@ class RegularTransformer(LastTokenModel):
 
     data_type = RegularData
     default_scale = 0.01
+    hash_exclude = ("_incidence_cache",)  # batched_grad's sparse form of the last data
 
     def __init__(self, d: int, lam: float = 2.0):
         if not (np.isfinite(lam) and lam > 0):
@@ -102,6 +137,95 @@ class RegularTransformer(LastTokenModel):
         G_W = g_phi * (s - f)  # ∂L/∂a_l · λ
         grad_W = index.weight_matrix(index.scatter_pairs(G_W / self.lam))
         return {"u": grad_u, "W": grad_W}
+
+    def _incidence(self, data: RegularData | list[RegularData]
+                   ) -> tuple[_PairIncidence, np.ndarray | None, RegularData] | None:
+        """The sparse form of ``data``'s strings, the per-member embeddings (B, d, K) when
+        they differ (None: shared), and one dataset carrying the strings; None when per-member
+        datasets have different strings, labels or weights.
+
+        The last answer is cached by the identity of the datasets, which the cache holds (so
+        an id is never reused while cached): a flow asks with the same data at every step.
+        """
+        key = tuple(data) if isinstance(data, list) else (data,)
+        cached = getattr(self, "_incidence_cache", None)
+        if (cached is not None and len(cached[0]) == len(key)
+                and all(a is b for a, b in zip(cached[0], key, strict=True))):
+            return cached[1]
+        first = key[0]
+        same = all(np.array_equal(d.symbols, first.symbols)
+                   and np.array_equal(d.lengths, first.lengths) and np.array_equal(d.y, first.y)
+                   and np.array_equal(d.weights, first.weights)
+                   and d.embedding.shape == first.embedding.shape for d in key[1:])
+        if not same:
+            answer = None
+        else:
+            shared = all(d.embedding is first.embedding
+                         or np.array_equal(d.embedding, first.embedding) for d in key[1:])
+            answer = (_PairIncidence(first),
+                      None if shared else np.stack([d.embedding for d in key]), first)
+        self._incidence_cache = (key, answer)
+        return answer
+
+    def batched_grad(self, params: dict[str, np.ndarray], data: RegularData | list[RegularData]
+                     ) -> dict[str, np.ndarray]:
+        """:meth:`grad` of B members at once (contract rule 11), vectorised over the members.
+
+        With P_b = exp(M_b − c_b) for M_b = Eᵀ W_b E / λ (c_b: each query column's largest
+        occurring score, a shift every string of that query shares), the string sums are
+        sparse products with the (string, token-pair) counts S (:class:`_PairIncidence`),
+        all members at once:
+
+            Z = S P,   f = S (P ∘ s_k) / Z,   h = g / Z,
+            ∂L/∂M_kq = P_kq (s_k (Sᵀ h)_kq − (Sᵀ (h f))_kq),   ∂L/∂s_k = Σ_q P_kq (Sᵀ h)_kq,
+
+        then ∇_W = E (∂L/∂M) Eᵀ / λ and ∇_u = E ∂L/∂s (``docs/derivations/regular.md``;
+        g = w_n ∂ℓ_n/∂f_n). Elementwise work is on (K, K) and (N,) arrays per member instead
+        of (L, N). If a denominator falls below :data:`_TINY` (the shared shift would lose
+        digits), or per-member datasets differ in their strings, the members are computed one
+        by one. Real θ only, as :meth:`grad`.
+
+        Parameters
+        ----------
+        params : dict
+            ``u`` (B, d) and ``W`` (B, d, d).
+        data : RegularData or list of B RegularData
+            Shared by every member, or one per member (vectorised when only the embeddings
+            differ).
+
+        Returns
+        -------
+        dict
+            ``u`` (B, d) and ``W`` (B, d, d): row b is ``grad`` of member b, to rounding.
+        """
+        found = self._incidence(data)
+        if found is None:
+            return super().batched_grad(params, data)
+        incidence, embeddings, strings = found
+        u, W = params["u"], params["W"]
+        B, K = W.shape[0], incidence.K
+        E = strings.embedding if embeddings is None else embeddings
+        one_hot = embeddings is None and strings.token_index.one_hot
+        M = W / self.lam if one_hot else (np.swapaxes(E, -1, -2) @ W @ E) / self.lam
+        M = np.where(incidence.used, M, -np.inf)  # pairs that never occur carry no weight
+        P = np.exp(M - M.max(axis=1, keepdims=True))  # (B, K, K), shift per query column
+        s = u if one_hot else (np.swapaxes(E, -1, -2) @ u[:, :, None])[:, :, 0]  # Eᵀu (B, K)
+        both = np.empty((K * K, 2 * B))  # members last and contiguous, as the product wants
+        both[:, :B] = P.reshape(B, -1).T
+        both[:, B:] = (P * s[:, :, None]).reshape(B, -1).T
+        Z, numerator = np.split(incidence.S @ both, 2, axis=1)  # (N, B) each
+        if not np.all(Z > _TINY):
+            return super().batched_grad(params, data)
+        f = numerator / Z
+        y, w = strings.y[:, None], strings.weights[:, None]
+        h = y * w * -expit(-y * f) / Z  # g / Z
+        sums = (incidence.ST @ np.concatenate([h, h * f], axis=1)).T  # (2B, K²)
+        A1, A2 = sums[:B].reshape(B, K, K), sums[B:].reshape(B, K, K)
+        b_W = P * (s[:, :, None] * A1 - A2) / self.lam
+        b_u = (P * A1).sum(axis=2)
+        if one_hot:
+            return {"u": b_u, "W": b_W}
+        return {"u": (E @ b_u[:, :, None])[:, :, 0], "W": E @ b_W @ np.swapaxes(E, -1, -2)}
 
     # ---------------------------------------------------------------- observables
 

@@ -1,0 +1,228 @@
+"""The models' vectorised ``batched_grad`` overrides (contract rule 11) equal the per-member
+``grad``, which is itself checked against the complex step in each paper's tests.
+
+Every case draws B members (B = 1, 3, 7), every other one with weights ×10 (attention near
+saturation), for data shared by all members and for per-member data, both where the datasets
+stack (the vectorised path) and where they do not (the loop over members). The vectorised
+path is shown to be taken: with ``grad`` replaced by a function that raises, it still answers.
+
+Tolerance: ``rtol · max|g_b|`` per member and block, ``rtol`` = :data:`RTOL` = 1e-13 unless a
+case states otherwise. The batched forms sum the same terms in another order (sparse products,
+member-wide shifts of the softmax), so the two agree to a few ulps of the largest term of a
+sum; at weights ×10 those terms exceed the block's largest entry by up to ~10× (measured worst
+2e-14 relative over the cases at RTOL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gradflow.model import Model
+from gradflow.papers import ntp
+from gradflow.papers import regular as rg
+
+RTOL = 1e-13
+MEMBERS = (1, 3, 7)
+EMBEDDED_RTOL = 1e-11
+"""The regular model with random (non-orthogonal) embeddings at weights ×10: ∇W cancels
+(s − f ≈ 0), so grad itself is only 3.9e-12 (relative to the block) from the loss's complex
+step on the parity-CoT case, the batched form 3.4e-12, and the two 1.7e-12 from each other."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """A model, its shared data, per-member data (``stacking(B, rng)`` stacks, ``ragged(B,
+    rng)`` does not; either may be None) and a scale of random weights."""
+
+    model: Model
+    shared: Any
+    stacking: Callable[[int, np.random.Generator], list] | None = None
+    ragged: Callable[[int, np.random.Generator], list] | None = None
+    scale: float = 1.0
+    complex_safe: bool = False
+    rtol: float = RTOL
+
+
+def _random_embedding_pairs(B: int, gen: np.random.Generator) -> list:
+    positions = rg.even_pairs(3).max_position
+    return [rg.even_pairs(3, embedding=gen.standard_normal((2 * positions + 1, 2 * positions)))
+            for _ in range(B)]
+
+
+def _ragged_strings(b: int) -> Any:
+    """Datasets of one model (d = 8) with different strings: even pairs, parity, and
+    even pairs of lengths ≤ 3 only (fewer strings)."""
+    if b % 3 == 2:
+        full = rg.even_pairs(4)
+        short = full.lengths <= 3
+        return rg.make_dataset([s[:n] for s, n in zip(full.symbols[short], full.lengths[short],
+                                                       strict=True)],
+                               full.y[short], full.weights[short], max_position=4)
+    return (rg.even_pairs, rg.parity)[b % 3](4)
+
+
+def _regular() -> Case:
+    data = rg.even_pairs(4)
+    return Case(rg.RegularTransformer(data.d, lam=2.0), data,
+                stacking=lambda B, gen: [rg.even_pairs(4)] * B,
+                ragged=lambda B, gen: [_ragged_strings(b) for b in range(B)])
+
+
+def _regular_embedded() -> Case:
+    positions = rg.parity_cot(3).max_position
+    E = np.random.default_rng(5).standard_normal((2 * positions + 1, 2 * positions))
+    data = rg.parity_cot(3, embedding=E)
+    model = rg.RegularTransformer(data.d, lam=1.5)
+    return Case(model, data, rtol=EMBEDDED_RTOL)
+
+
+def _regular_per_embedding() -> Case:
+    data = _random_embedding_pairs(1, np.random.default_rng(0))[0]
+    return Case(rg.RegularTransformer(data.d), data, stacking=_random_embedding_pairs,
+                rtol=EMBEDDED_RTOL)
+
+
+def _ntp_instances(B: int, gen: np.random.Generator) -> list:
+    """Random realizable instances: different numbers and lengths of sentences."""
+    return [ntp.random_instance(gen, K=8, n_queries=2, n_sentences=8, lengths=(2, 5))
+            for _ in range(B)]
+
+
+def _ntp() -> Case:
+    data = ntp.fixture()
+    return Case(ntp.NTPTransformer(data.d), data, stacking=_ntp_instances)
+
+
+def _embedded_instance(gen: np.random.Generator, K: int) -> Any:
+    """A random instance with random embeddings E (10 × K)."""
+    d = ntp.random_instance(gen, K=K, n_sentences=6)
+    return ntp.make_dataset([d.sentence(i) for i in range(d.n)], d.y, d.collocation,
+                            embedding=gen.standard_normal((10, K)))
+
+
+def _ntp_embedded() -> Case:
+    """Per-member embeddings stack; vocabularies of 8 and 9 tokens do not."""
+    return Case(ntp.NTPTransformer(10), _embedded_instance(np.random.default_rng(7), 8),
+                stacking=lambda B, gen: [_embedded_instance(gen, 8) for _ in range(B)],
+                ragged=lambda B, gen: [_embedded_instance(gen, 8 + b % 2) for b in range(B)])
+
+
+CASES = {
+    "regular-even_pairs": _regular,
+    "regular-parity_cot-embedded": _regular_embedded,
+    "regular-per-member-embeddings": _regular_per_embedding,
+    "ntp": _ntp,
+    "ntp-embedded": _ntp_embedded,
+}
+
+
+def _members(case: Case, B: int, gen: np.random.Generator) -> np.ndarray:
+    """B random parameter vectors, odd members ×10."""
+    size = case.model.layout.size
+    scale = case.scale * np.where(np.arange(B) % 2 == 1, 10.0, 1.0)[:, None]
+    return scale * gen.standard_normal((B, size))
+
+
+def _per_member(case: Case, thetas: np.ndarray, data: Any) -> list[dict[str, np.ndarray]]:
+    layout = case.model.layout
+    return [case.model.grad(layout.unpack(theta), data[b] if isinstance(data, list) else data)
+            for b, theta in enumerate(thetas)]
+
+
+def _assert_rows_equal(got: dict[str, np.ndarray], rows: list[dict[str, np.ndarray]],
+                       layout: Any, rtol: float = RTOL) -> None:
+    assert set(got) == set(layout.names)
+    for name, shape in layout.shapes.items():
+        assert got[name].shape == (len(rows), *shape)
+        for b, row in enumerate(rows):
+            scale = np.max(np.abs(row[name]))
+            error = np.max(np.abs(got[name][b] - row[name]))
+            assert error <= rtol * scale, (name, b, error, scale)
+
+
+@pytest.fixture(params=list(CASES), ids=list(CASES))
+def case(request) -> Case:
+    return CASES[request.param]()
+
+
+def test_the_overrides_are_overrides(case):
+    assert type(case.model).batched_grad is not Model.batched_grad
+
+
+@pytest.mark.parametrize("B", MEMBERS)
+@pytest.mark.parametrize("kind", ["shared", "stacking", "ragged"])
+def test_batched_grad_equals_the_per_member_grad(case, B, kind, monkeypatch):
+    make = {"shared": lambda B, gen: case.shared, "stacking": case.stacking,
+            "ragged": case.ragged}[kind]
+    if make is None:
+        pytest.skip(f"no {kind} per-member data for this model")
+    gen = np.random.default_rng(B)
+    thetas = _members(case, B, gen)
+    data = make(B, gen)
+    layout = case.model.layout
+    rows = _per_member(case, thetas, data)
+    if kind != "ragged":  # vectorised: grad must not be called
+        def refuse(*args):
+            raise AssertionError("the vectorised path called grad")
+
+        monkeypatch.setattr(case.model, "grad", refuse)
+    got = case.model.batched_grad(layout.unpack_batch(thetas), data)
+    _assert_rows_equal(got, rows, layout, case.rtol)
+    again = case.model.batched_grad(layout.unpack_batch(thetas), data)  # the cached stack
+    _assert_rows_equal(again, rows, layout, case.rtol)
+
+
+def _ntp_saturated(model: Model, data: Any, gen: np.random.Generator) -> np.ndarray:
+    """θ = 1000·(W_kq*, W_ov*) (the max-margin solutions, margins 1) plus noise: attention one-
+    hot on x* and logit margins ≈ 1000, so the plain gradient underflows to 0."""
+    from gradflow.papers.ntp import theory
+
+    W = {"W_kq": theory.max_margin_kq(data).w, "W_ov": theory.max_margin_ov(data).w}
+    return model.layout.pack({k: 1000.0 * v + 0.1 * gen.standard_normal(v.shape)
+                              for k, v in W.items()})
+
+
+SCALED = {"ntp": (_ntp, _ntp_saturated)}
+"""Cases whose model has ``batched_scaled_grad`` (the normalised flows' gradient), with a
+saturated member of given data."""
+
+
+@pytest.mark.parametrize("name", list(SCALED))
+@pytest.mark.parametrize("per_member", [False, True])
+def test_batched_scaled_grad_equals_the_per_member_one_past_underflow(name, per_member):
+    """For random members at weights ×1 and ×10 and saturated ones, whose plain gradient
+    underflows to 0: log-scales to 1e-12 absolute (the same maxima of the same log-weights,
+    added in another order: ulps of |log scale| ≲ 2e3), and blocks, brought to the
+    reference's scale, to (RTOL + 8 ε |log scale|) of their largest entry: each weight is the
+    exp of a sum of log-terms as large as the log-scale, rounded in another order, so it
+    carries a relative error of a few ulps of |log scale| (1.1e-13 measured at 2e3)."""
+    build, saturated = SCALED[name]
+    case = build()
+    gen = np.random.default_rng(11)
+    B = 6
+    data = case.stacking(B, gen) if per_member else case.shared
+    layout = case.model.layout
+    members = [data[b] if per_member else data for b in range(B)]
+    thetas = np.stack([saturated(case.model, members[b], gen) if b % 3 == 2 else
+                       (1.0 + 9.0 * (b % 3)) * gen.standard_normal(layout.size)
+                       for b in range(B)])
+    blocks, log_scales = case.model.batched_scaled_grad(layout.unpack_batch(thetas), data)
+    underflows = 0
+    for b, theta in enumerate(thetas):
+        ref_blocks, ref_scales = case.model.scaled_grad(layout.unpack(theta), members[b])
+        underflows += sum(not np.any(v) for v in case.model.grad(layout.unpack(theta),
+                                                                 members[b]).values())
+        for k in layout.names:
+            assert log_scales[k][b] == pytest.approx(ref_scales[k], abs=1e-12)
+            at_reference = blocks[k][b] * (np.exp(log_scales[k][b] - ref_scales[k])
+                                           if np.isfinite(ref_scales[k]) else 1.0)
+            scale = np.max(np.abs(ref_blocks[k]))
+            rtol = RTOL + 8 * np.finfo(float).eps * (abs(ref_scales[k])
+                                                     if np.isfinite(ref_scales[k]) else 0.0)
+            assert np.max(np.abs(at_reference - ref_blocks[k])) <= rtol * scale, (k, b)
+    assert underflows > 0  # the saturated members test the regime the scales exist for
