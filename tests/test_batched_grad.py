@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from gradflow.model import Model
+from gradflow.papers import attention_svm as asvm
 from gradflow.papers import ntp
 from gradflow.papers import regular as rg
 
@@ -112,12 +113,29 @@ def _ntp_embedded() -> Case:
                 ragged=lambda B, gen: [_embedded_instance(gen, 8 + b % 2) for b in range(B)])
 
 
+def _attention_svm(parametrization: str = "W", head: str = "fixed", loss: str = "logistic",
+                   attention: str = "cross") -> Case:
+    """Per-member instances of one shape stack; 4 and 5 sequences do not."""
+    def instance(gen: np.random.Generator, n: int = 4) -> Any:
+        return asvm.random_instance(n, 5, 4, attention=attention, rng=gen)
+
+    return Case(asvm.AttentionSVMModel(4, parametrization, head, loss),
+                instance(np.random.default_rng(0)),
+                stacking=lambda B, gen: [instance(gen) for _ in range(B)],
+                ragged=lambda B, gen: [instance(gen, 4 + b % 2) for b in range(B)])
+
+
 CASES = {
     "regular-even_pairs": _regular,
     "regular-parity_cot-embedded": _regular_embedded,
     "regular-per-member-embeddings": _regular_per_embedding,
     "ntp": _ntp,
     "ntp-embedded": _ntp_embedded,
+    "attention_svm-W": _attention_svm,
+    "attention_svm-KQ": lambda: _attention_svm("KQ"),
+    "attention_svm-W-trained-self": lambda: _attention_svm("W", "trained", attention="self"),
+    "attention_svm-KQ-trained-correlation-shared": lambda: _attention_svm(
+        "KQ", "trained", "correlation", "shared"),
 }
 
 
@@ -187,7 +205,15 @@ def _ntp_saturated(model: Model, data: Any, gen: np.random.Generator) -> np.ndar
                               for k, v in W.items()})
 
 
-SCALED = {"ntp": (_ntp, _ntp_saturated)}
+def _attention_saturated(model: Model, data: Any, gen: np.random.Generator) -> np.ndarray:
+    """Weights ×1e5: the attention saturates and its pair weights φ_t φ_τ underflow."""
+    return 1e5 * model.init(gen)
+
+
+SCALED = {"ntp": (_ntp, _ntp_saturated),
+          "attention_svm-W": (_attention_svm, _attention_saturated),
+          "attention_svm-KQ-trained": (lambda: _attention_svm("KQ", "trained"),
+                                       _attention_saturated)}
 """Cases whose model has ``batched_scaled_grad`` (the normalised flows' gradient), with a
 saturated member of given data."""
 
