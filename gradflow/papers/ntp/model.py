@@ -230,8 +230,8 @@ class NTPTransformer(LastTokenModel):
         The token-index form of :meth:`scaled_grad` with a leading member axis: the members'
         sentences padded to one (L, N) (padding sentences carry ρ = −inf, so they add exact
         zeros and never set a scale), gathers and ``np.bincount`` scatters offset by member,
-        and each member's largest exponential factored out of its own blocks. Real θ only,
-        as :meth:`scaled_grad`.
+        and each member's largest exponential factored out of its own blocks; one member goes
+        to :meth:`scaled_grad` (faster). Real θ only, as :meth:`scaled_grad`.
 
         Parameters
         ----------
@@ -248,9 +248,10 @@ class NTPTransformer(LastTokenModel):
             Member b's true gradient of block k is ``exp(log_scales[k][b]) · blocks[k][b]``;
             −inf for a zero block.
         """
-        members = self._members(data)
+        one = params["W_kq"].shape[0] == 1  # one member: scaled_grad is faster (52 vs 75 µs)
+        members = None if one else self._members(data)
         if members is None:
-            return self._scaled_grad_loop(params, data)
+            return self._scaled_grad_loop(params, data if isinstance(data, list) else [data])
         # Members in chunks whose largest temporary, the (chunk, L, L, N) pair weights, stays
         # under 128 KiB: larger arrays are mmapped and page-faulted afresh on every call, which
         # measured 1.5x slower per member (B = 16 against B = 10 on random instances).
@@ -320,9 +321,11 @@ class NTPTransformer(LastTokenModel):
 
     def _scaled_grad_loop(self, params: dict[str, np.ndarray], data: list[NTPData]
                           ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """:meth:`batched_scaled_grad` member by member (datasets that do not stack)."""
-        rows = [self.scaled_grad({k: v[b] for k, v in params.items()}, d)
-                for b, d in enumerate(data)]
+        """:meth:`batched_scaled_grad` member by member (datasets that do not stack, or one
+        member); ``data`` has one dataset per member, or one for all."""
+        B = params["W_kq"].shape[0]
+        rows = [self.scaled_grad({k: v[b] for k, v in params.items()},
+                                 data[b if len(data) == B else 0]) for b in range(B)]
         return ({k: np.stack([r[0][k] for r in rows]) for k in self.layout.names},
                 {k: np.array([r[1][k] for r in rows]) for k in self.layout.names})
 
