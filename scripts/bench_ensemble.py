@@ -333,7 +333,7 @@ def run_jax(case: Case) -> Result:
         sol = diffrax.diffeqsolve(term, diffrax.Tsit5(), 0.0, case.t_end, None, theta0, a,
                                   stepsize_controller=controller, max_steps=MAX_STEPS,
                                   saveat=diffrax.SaveAt(t1=True))
-        return sol.ys[-1]
+        return sol.ys[-1], sol.stats["num_steps"]
 
     arrays = {k: jnp.asarray(v) for k, v in case.arrays.items()}
     axes = 0 if case.per_member else None
@@ -341,15 +341,17 @@ def run_jax(case: Case) -> Result:
     thetas0 = jnp.asarray(case.thetas0)
     try:
         start = time.perf_counter()
-        np.asarray(batched(thetas0, arrays).block_until_ready())
+        jax.block_until_ready(batched(thetas0, arrays))
         first = time.perf_counter() - start
         start = time.perf_counter()
-        theta = np.asarray(batched(thetas0, arrays).block_until_ready())
+        theta, steps = jax.block_until_ready(batched(thetas0, arrays))
         seconds = time.perf_counter() - start
     except Exception as exc:  # reported in the table, not fatal
         return Result("JAX vmap + diffrax Tsit5", failure=f"failed: {str(exc)[:70]}")
+    steps = np.asarray(steps)
     return Result("JAX vmap(jit diffrax Tsit5 + grad), steady state", seconds,
-                  compile=first - seconds, theta=theta)
+                  compile=first - seconds, theta=np.asarray(theta),
+                  note=f"steps per member {steps.min()}-{steps.max()} (6 evaluations each)")
 
 
 def run_torch(case: Case, budget: float) -> Result:
