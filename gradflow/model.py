@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, final
@@ -12,10 +13,41 @@ from gradflow.checkpoint import _Hasher
 from gradflow.errors import ArgumentError
 from gradflow.layout import Layout
 
-__all__ = ["Model", "ModelObjective", "Observable"]
+__all__ = ["Model", "ModelObjective", "Observable", "per_member_data"]
 
 Observable = Callable[[np.ndarray], Any]
 """A function of the flat parameter vector θ returning a float or an array."""
+
+
+
+def per_member_data(attribute: str) -> Callable:
+    """Decorate a model method ``build(self, datasets, shared)`` that derives arrays from the
+    data of :meth:`Model.batched_grad` (one dataset shared by every member, or a list of one per
+    member), so that the method takes that data and keeps its last answer.
+
+    The answer is kept in the instance attribute ``attribute`` (list it in the class's
+    ``hash_exclude``: it is a cache), keyed by the identity of the datasets, which the cache
+    holds so that an id is never reused while cached: a flow asks with the same data at every
+    step. ``build`` receives ``datasets`` (a tuple: the shared dataset alone, or the members')
+    and ``shared`` (whether one dataset serves every member).
+    """
+
+    def wrap(build: Callable[[Any, tuple, bool], Any]) -> Callable[[Any, Any], Any]:
+        @functools.wraps(build)
+        def method(self: Any, data: Any) -> Any:
+            shared = not isinstance(data, list)
+            key = (data,) if shared else tuple(data)
+            cached = getattr(self, attribute, None)
+            if (cached is not None and cached[0] == shared and len(cached[1]) == len(key)
+                    and all(a is b for a, b in zip(cached[1], key, strict=True))):
+                return cached[2]
+            value = build(self, key, shared)
+            setattr(self, attribute, (shared, key, value))
+            return value
+
+        return method
+
+    return wrap
 
 
 class Model(ABC):

@@ -20,7 +20,7 @@ import numpy as np
 
 from gradflow.errors import ArgumentError
 from gradflow.layout import Layout
-from gradflow.model import Model, Observable
+from gradflow.model import Model, Observable, per_member_data
 from gradflow.numerics import log_softmax, logistic_loss, logsumexp, softmax_readout
 from gradflow.papers.attention_svm.data import AttentionSVMData
 from gradflow.validate import generator, integer
@@ -210,26 +210,19 @@ class AttentionSVMModel(Model):
 
     # ------------------------------------------------------------------ batched gradient
 
-    def _members(self, data: AttentionSVMData | list[AttentionSVMData]
-                 ) -> dict[str, np.ndarray] | None:
+    @per_member_data("_members_cache")
+    def _members(self, key: tuple, shared: bool) -> dict[str, np.ndarray] | None:
         """``X`` (M, n, T, d), ``z`` (M, n, d), ``y`` (M, n) and ``v`` (M, d) with a leading
         member axis (M = 1 for shared data), or None when per-member datasets differ in shape.
 
-        The last answer is cached by the identity of the datasets, which the cache holds (so
-        an id is never reused while cached): a flow asks with the same data at every step.
+        Kept by :func:`gradflow.model.per_member_data` for the identity of the datasets.
         """
-        key = tuple(data) if isinstance(data, list) else (data,)
-        cached = getattr(self, "_members_cache", None)
-        if (cached is not None and len(cached[0]) == len(key)
-                and all(a is b for a, b in zip(cached[0], key, strict=True))):
-            return cached[1]
         names = ("X", "z", "y", "v")
         first = key[0]
         stack = all(np.shape(getattr(d, f)) == np.shape(getattr(first, f))
                     for d in key[1:] for f in names)
         members = ({f: np.stack([np.asarray(getattr(d, f), dtype=float) for d in key])
                     for f in names} if stack else None)
-        self._members_cache = (key, members)
         return members
 
     def batched_scaled_grad(

@@ -24,7 +24,7 @@ import numpy as np
 from gradflow.errors import ArgumentError
 from gradflow.events import Event
 from gradflow.layout import Layout
-from gradflow.model import Model, Observable
+from gradflow.model import Model, Observable, per_member_data
 from gradflow.numerics import logistic_loss, scatter_add, sigmoid, softmax
 from gradflow.papers.cooccurrence.data import MU1, MU2, MU3, N_SPECIAL, CooccurrenceData
 from gradflow.papers.cooccurrence.theory import balancing_ratios
@@ -317,27 +317,21 @@ class CooccurrenceTransformer(Model):
             out["W"] = np.outer(self.a, grad_u)
         return out
 
-    def _members(self, data: CooccurrenceData | list[CooccurrenceData]
+    @per_member_data("_members_cache")
+    def _members(self, key: tuple, shared: bool
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """``pair_index`` (M, n, L, L), ``tokens`` (M, n, L) and ``y`` (M, n) with a leading
         member axis (M = 1 for shared data), or None unless every dataset takes the token path
         and per-member datasets have one shape.
 
-        The last answer is cached by the identity of the datasets, which the cache holds (so
-        an id is never reused while cached): a flow asks with the same data at every step.
+        Kept by :func:`gradflow.model.per_member_data` for the identity of the datasets.
         """
-        key = tuple(data) if isinstance(data, list) else (data,)
-        cached = getattr(self, "_members_cache", None)
-        if (cached is not None and len(cached[0]) == len(key)
-                and all(a is b for a, b in zip(cached[0], key, strict=True))):
-            return cached[1]
         shape = key[0].X.shape
         if all(self._use_tokens(d) and d.X.shape == shape for d in key):
             members = (np.stack([d.pair_index for d in key]), np.stack([d.tokens for d in key]),
                        np.stack([d.y for d in key]))
         else:
             members = None
-        self._members_cache = (key, members)
         return members
 
     def batched_grad(self, params: dict[str, np.ndarray],

@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from gradflow.attention import LastTokenModel, softmax_positions
-from gradflow.model import Observable
+from gradflow.model import Observable, per_member_data
 from gradflow.numerics import cross_entropy, log_softmax, logsumexp
 from gradflow.papers.ntp.data import NTPData
 
@@ -204,22 +204,16 @@ class NTPTransformer(LastTokenModel):
         return {k: v * np.exp(log_scales[k]) if np.isfinite(log_scales[k]) else v * 0.0
                 for k, v in blocks.items()}
 
-    def _members(self, data: NTPData | list[NTPData]) -> _Members | None:
+    @per_member_data("_members_cache")
+    def _members(self, key: tuple, shared: bool) -> _Members | None:
         """The padded, stacked index arrays of ``data`` (one dataset or a list of per-member
         datasets), or None when the members' vocabularies or embedding shapes differ.
 
-        The last answer is cached by the identity of the datasets, which the cache holds (so
-        an id is never reused while cached): a flow asks with the same data at every step.
+        Kept by :func:`gradflow.model.per_member_data` for the identity of the datasets.
         """
-        key = tuple(data) if isinstance(data, list) else (data,)
-        cached = getattr(self, "_members_cache", None)
-        if (cached is not None and len(cached[0]) == len(key)
-                and all(a is b for a, b in zip(cached[0], key, strict=True))):
-            return cached[1]
         shape = key[0].embedding.shape
         members = (_Members.of(key) if all(d.embedding.shape == shape for d in key)
                    else None)
-        self._members_cache = (key, members)
         return members
 
     def batched_scaled_grad(

@@ -25,7 +25,7 @@ from scipy.special import expit
 from gradflow.attention import LastTokenModel, softmax_positions
 from gradflow.errors import ArgumentError
 from gradflow.events import Event
-from gradflow.model import Observable
+from gradflow.model import Observable, per_member_data
 from gradflow.numerics import logistic_loss
 from gradflow.papers.regular.data import RegularData, make_dataset
 
@@ -150,20 +150,15 @@ class RegularTransformer(LastTokenModel):
         grad_W = index.weight_matrix(index.scatter_pairs(G_W / self.lam))
         return {"u": grad_u, "W": grad_W}
 
-    def _incidence(self, data: RegularData | list[RegularData]
+    @per_member_data("_incidence_cache")
+    def _incidence(self, key: tuple, shared: bool
                    ) -> tuple[_PairIncidence, np.ndarray | None, RegularData] | None:
         """The sparse form of ``data``'s strings, the per-member embeddings (B, d, K) when
         they differ (None: shared), and one dataset carrying the strings; None when per-member
         datasets have different strings, labels or weights.
 
-        The last answer is cached by the identity of the datasets, which the cache holds (so
-        an id is never reused while cached): a flow asks with the same data at every step.
+        Kept by :func:`gradflow.model.per_member_data` for the identity of the datasets.
         """
-        key = tuple(data) if isinstance(data, list) else (data,)
-        cached = getattr(self, "_incidence_cache", None)
-        if (cached is not None and len(cached[0]) == len(key)
-                and all(a is b for a, b in zip(cached[0], key, strict=True))):
-            return cached[1]
         first = key[0]
         same = all(np.array_equal(d.symbols, first.symbols)
                    and np.array_equal(d.lengths, first.lengths) and np.array_equal(d.y, first.y)
@@ -176,7 +171,6 @@ class RegularTransformer(LastTokenModel):
                          or np.array_equal(d.embedding, first.embedding) for d in key[1:])
             answer = (_PairIncidence(first),
                       None if shared else np.stack([d.embedding for d in key]), first)
-        self._incidence_cache = (key, answer)
         return answer
 
     def batched_grad(self, params: dict[str, np.ndarray], data: RegularData | list[RegularData]

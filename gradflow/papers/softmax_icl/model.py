@@ -21,7 +21,7 @@ from scipy.special import gammaln
 from gradflow.errors import ArgumentError
 from gradflow.events import Event
 from gradflow.layout import Layout
-from gradflow.model import Model, Observable
+from gradflow.model import Model, Observable, per_member_data
 from gradflow.papers.softmax_icl.data import FeatureTask
 from gradflow.validate import generator, integer
 
@@ -144,39 +144,29 @@ class FeatureICL(Model):
         g_km *= data.p[:, None]
         return {"S": g_km.T}
 
-    def _members(self, data: FeatureTask | list[FeatureTask]) -> dict[str, Any] | None:
+    @per_member_data("_members_cache")
+    def _members(self, key: tuple, shared: bool) -> dict[str, Any] | None:
         """``counts``, ``squares`` ((C, K), or (B, C, K) per member), ``weights`` ((C,) or
         (B, 1, C)), ``p`` ((K,) or (B, K, 1)) and ``include_query``; None when per-member
         tasks differ in K, in the number of count vectors or in ``include_query``.
 
-        The last answer is cached by the identity of the tasks, which the cache holds (so an
-        id is never reused while cached): a flow asks with the same data at every step.
-        Counts are converted to float once here.
+        Kept by :func:`gradflow.model.per_member_data` for the identity of the tasks. Counts
+        are converted to float once here.
         """
-        key = tuple(data) if isinstance(data, list) else (data,)
-        cached = getattr(self, "_members_cache", None)
-        if (cached is not None and len(cached[0]) == len(key)
-                and all(a is b for a, b in zip(cached[0], key, strict=True))):
-            return cached[1]
-        if not isinstance(data, list):
+        if shared:
+            task = key[0]
             # float counts once: a float @ int product casts the counts on every call
-            members = {"counts": data.counts.astype(float), "squares": data.squared_counts,
-                       "weights": data.weights, "p": data.p,
-                       "include_query": data.include_query}
-            self._members_cache = (key, members)
-            return members
-        first = data[0]
-        if all(t.counts.shape == first.counts.shape and t.include_query == first.include_query
-               for t in data):
-            members = {"counts": np.stack([t.counts for t in data]).astype(float),
-                       "squares": np.stack([t.squared_counts for t in data]),
-                       "weights": np.stack([t.weights for t in data])[:, None, :],
-                       "p": np.stack([t.p for t in data])[:, :, None],
-                       "include_query": first.include_query}
-        else:
-            members = None
-        self._members_cache = (key, members)
-        return members
+            return {"counts": task.counts.astype(float), "squares": task.squared_counts,
+                    "weights": task.weights, "p": task.p, "include_query": task.include_query}
+        first = key[0]
+        if not all(t.counts.shape == first.counts.shape and t.include_query == first.include_query
+                   for t in key):
+            return None
+        return {"counts": np.stack([t.counts for t in key]).astype(float),
+                "squares": np.stack([t.squared_counts for t in key]),
+                "weights": np.stack([t.weights for t in key])[:, None, :],
+                "p": np.stack([t.p for t in key])[:, :, None],
+                "include_query": first.include_query}
 
     def batched_grad(self, params: dict[str, np.ndarray], data: FeatureTask | list[FeatureTask]
                      ) -> dict[str, np.ndarray]:
