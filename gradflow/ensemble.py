@@ -60,11 +60,11 @@ from gradflow.flow import (
     CHECKPOINT_SECONDS,
     DEFAULT_MAX_NFEV,
     DEFAULT_MAX_WALL_TIME,
-    MIN_RTOL,
     STALL_ADVANCE,
     STALL_STEPS,
     _check_budget,
     _check_grid,
+    _check_tolerances,
     _decade,
     _event_value,
     _objective_identity,
@@ -1418,15 +1418,7 @@ def simulate_ensemble(
                             f"Runge–Kutta) for simulate_ensemble, got {method!r}; {hint}")
     budgets = (_check_budget("max_nfev", max_nfev, integer=True),
                _check_budget("max_wall_time", max_wall_time, integer=False))
-    rtol, atol, max_step = (_real(k, v) for k, v in
-                            (("rtol", rtol), ("atol", atol), ("max_step", max_step)))
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if not (np.isfinite(value) and value > 0):
-            raise ArgumentError(f"{name} must be a positive finite number, got {value!r}")
-    if not MIN_RTOL <= rtol < 1:
-        raise ArgumentError(f"rtol must lie in [{MIN_RTOL:.3g}, 1), got {rtol!r}")
-    if not max_step > 0:
-        raise ArgumentError(f"max_step must be > 0, got {max_step!r}")
+    rtol, atol, max_step = _check_tolerances(rtol, atol, max_step)
     if not isinstance(store_theta, bool | np.bool_):
         raise ArgumentError(f"store_theta must be True or False, got {store_theta!r}")
     grid = _check_grid(record_at, t_start, t_end)

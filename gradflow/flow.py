@@ -780,6 +780,21 @@ def _check_budget(name: str, value: Any, integer: bool) -> float:
     return float(value)
 
 
+def _check_tolerances(rtol: Any, atol: Any, max_step: Any) -> tuple[float, float, float]:
+    """rtol, atol and max_step as floats, refused (naming them) unless usable."""
+    rtol, atol, max_step = (_real(k, v) for k, v in
+                            (("rtol", rtol), ("atol", atol), ("max_step", max_step)))
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if not (np.isfinite(value) and value > 0):
+            raise ArgumentError(f"{name} must be a positive finite number, got {value!r}")
+    if not MIN_RTOL <= rtol < 1:
+        # scipy silently raises a smaller rtol to 100·ε; rtol ≥ 1 controls nothing
+        raise ArgumentError(f"rtol must lie in [{MIN_RTOL:.3g}, 1), got {rtol!r}")
+    if not max_step > 0:
+        raise ArgumentError(f"max_step must be > 0, got {max_step!r}")
+    return rtol, atol, max_step
+
+
 def _objective_identity(objective: Objective, checkpoint_key: Any) -> str:
     """What identifies ``objective`` in a checkpoint's fingerprint (JSON of both keys).
 
@@ -948,16 +963,7 @@ def simulate(
             f"method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")
     budgets = (_check_budget("max_nfev", max_nfev, integer=True),
                _check_budget("max_wall_time", max_wall_time, integer=False))
-    rtol, atol, max_step = (_real(k, v) for k, v in
-                            (("rtol", rtol), ("atol", atol), ("max_step", max_step)))
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if not (np.isfinite(value) and value > 0):
-            raise ArgumentError(f"{name} must be a positive finite number, got {value!r}")
-    if not MIN_RTOL <= rtol < 1:
-        # scipy silently raises a smaller rtol to 100·ε; rtol ≥ 1 controls nothing
-        raise ArgumentError(f"rtol must lie in [{MIN_RTOL:.3g}, 1), got {rtol!r}")
-    if not max_step > 0:
-        raise ArgumentError(f"max_step must be > 0, got {max_step!r}")
+    rtol, atol, max_step = _check_tolerances(rtol, atol, max_step)
     options = dict(solver_options or {})
     jacobian_step = options.get("jacobian_step")
     if jacobian_step is not None and not (method in IMPLICIT | {"auto"}
