@@ -3,9 +3,7 @@ gradient flow of the multi-head model, with the head weights w trained at rate �
 
 from __future__ import annotations
 
-import ctypes
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -15,10 +13,11 @@ from gradflow.flow import simulate
 from gradflow.papers.representation_icl.data import RepresentationTask
 from gradflow.papers.representation_icl.model import RepresentationTransformer
 from gradflow.solvers import jacobian_increment
+from gradflow.threads import one_blas_thread
 from gradflow.trajectory import Trajectory
 
 __all__ = ["SOLVER", "batched_jacobian", "gap_flow", "gradient_descent", "head_flow", "hessian",
-           "one_blas_thread", "sharpness"]
+           "one_blas_thread", "sharpness"]  # one_blas_thread: re-exported from gradflow.threads
 
 SOLVER = {"method": "LSODA", "rtol": 1e-10, "atol": 1e-12}
 """The solver defaults of this paper's flows, declared once (``scripts/bench_icl.py``)."""
@@ -35,48 +34,6 @@ def head_flow(task: RepresentationTask, H: int, T: float, *, gamma: float = 1.0,
                     rates={"w": gamma**2}, record_at=np.linspace(0, T, records),
                     observables=model.observables(task), progress=progress,
                     **{**SOLVER, **solver})
-
-
-_SET_THREADS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                "openblas_set_num_threads64_", "openblas_set_num_threads")
-_GET_THREADS = tuple(name.replace("set_num", "get_num") for name in _SET_THREADS)
-
-
-@contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """Run the block with every loaded OpenBLAS limited to one thread, then restore.
-
-    The implicit solvers factorise the flow's 200–400-square Jacobian at each step; OpenBLAS
-    threads that LU over the cores, and on a loaded 2-core machine each factorisation then
-    waits for the scheduler: measured, ``scipy.linalg.lu_factor`` of a 240 × 240 matrix took
-    140 ms with 2 threads and 0.36 ms with 1, and an LSODA run of this model 5.9 s instead of
-    0.37 s. Only the libraries' thread counts change (never the arithmetic's result beyond
-    rounding); on a system without OpenBLAS, or without ``/proc/self/maps``, this does
-    nothing.
-    """
-    restore = []
-    try:
-        with open("/proc/self/maps", encoding="utf-8") as maps:
-            paths = sorted({line.split()[-1] for line in maps
-                            if "openblas" in line.lower() and line.split()[-1].startswith("/")})
-    except OSError:
-        paths = []
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for set_name, get_name in zip(_SET_THREADS, _GET_THREADS, strict=True):
-            setter, getter = getattr(lib, set_name, None), getattr(lib, get_name, None)
-            if setter is not None and getter is not None:
-                restore.append((setter, int(getter())))
-                setter(1)
-                break
-    try:
-        yield
-    finally:
-        for setter, threads in restore:
-            setter(threads)
 
 
 def batched_jacobian(model: RepresentationTransformer, task: RepresentationTask,
