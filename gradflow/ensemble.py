@@ -626,12 +626,18 @@ class _EnsembleRun:
             if value.shape != expected:
                 raise _UserFunctionFailure(
                     "observable", name, t, f"returned shape {value.shape}, but shape "
-                    f"{expected} at the first record time")
+                    f"{expected} at the first record time of the ensemble (every member's "
+                    "observable of one name must have one shape: the records are stacked)")
             if name not in self.obs_rows:
                 dtype = complex if value.dtype.kind == "c" else float
                 self.obs_rows[name] = np.full((self.B, len(self.grid_t), *expected), np.nan,
                                               dtype=dtype)
                 self.final_obs[name] = np.full((self.B, *expected), np.nan, dtype=dtype)
+            elif value.dtype.kind == "c" and self.obs_rows[name].dtype.kind != "c":
+                # a member (or a later time) is complex where the first value was real: keep
+                # the imaginary parts, as each member's own simulate would
+                self.obs_rows[name] = self.obs_rows[name].astype(complex)
+                self.final_obs[name] = self.final_obs[name].astype(complex)
             values[name] = value
         return values
 
@@ -826,6 +832,11 @@ class _EnsembleRun:
         """Save the grid rows recorded since the last save (a segment) and the state."""
         if self.store is None:
             return
+        for name in self.obs_names:  # never evaluated successfully (every member failed first)
+            if name not in self.obs_rows:
+                self.obs_shapes.setdefault(name, ())
+                self.obs_rows[name] = np.full((self.B, len(self.grid_t)), np.nan)
+                self.final_obs[name] = np.full(self.B, np.nan)
         k0, k = self.saved_next, state["next"]
         rows = None
         if k > k0:

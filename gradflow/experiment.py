@@ -46,6 +46,7 @@ __all__ = [
     "Parameter",
     "budget_options",
     "check_memory",
+    "ensemble_solver_options",
     "load_config_file",
     "log_records",
     "memory_limit",
@@ -575,6 +576,19 @@ BUDGET = (
 def budget_options(config: Mapping[str, Any]) -> dict[str, Any]:
     """``simulate``'s ``max_nfev`` and ``max_wall_time`` from a config with :data:`BUDGET`."""
     return {"max_nfev": int(config["max_nfev"]), "max_wall_time": float(config["max_wall_time"])}
+
+
+def ensemble_solver_options(configs: Sequence[Mapping[str, Any]], per_config: int = 1
+                            ) -> dict[str, Any]:
+    """:func:`solver_options` for one ensemble of ``configs`` (each ``per_config`` members):
+    the first config's method and tolerances (the configs differ only in seeds), and the sum of
+    the members' work limits, since each config's ``max_nfev`` and ``max_wall_time`` bound one
+    flow and the ensemble's are shared by all of them. A member that still fails in the
+    ensemble is rerun alone by the sweep (:func:`gradflow.sweep.run_group`)."""
+    options = solver_options(configs[0])
+    options["max_nfev"] = per_config * sum(int(c["max_nfev"]) for c in configs)
+    options["max_wall_time"] = per_config * sum(float(c["max_wall_time"]) for c in configs)
+    return options
 
 
 def solver_parameters(method: str, rtol: float, atol: float, *,

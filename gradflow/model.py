@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -20,6 +21,38 @@ Observable = Callable[[np.ndarray], Any]
 
 
 
+@functools.lru_cache(maxsize=64)
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _arrays(dataset: Any) -> list[np.ndarray]:
+    """The arrays that define ``dataset``: among its dataclass fields, else its attributes."""
+    if dataclasses.is_dataclass(dataset):
+        values = [getattr(dataset, name) for name in _field_names(type(dataset))]
+    else:
+        values = list(vars(dataset).values()) if hasattr(dataset, "__dict__") else []
+    return [v for v in values if isinstance(v, np.ndarray)]
+
+
+def _array_copies(dataset: Any) -> list[tuple]:
+    """The shape, dtype and bytes of each of ``dataset``'s arrays: equal iff the arrays are
+    (bitwise, so NaN equals NaN)."""
+    return [(a.shape, a.dtype.str, a.tobytes()) for a in _arrays(dataset)]
+
+
+def _unchanged(copies: list[list[tuple]], datasets: tuple) -> bool:
+    """Whether every dataset's arrays still equal the copies taken with the cached answer."""
+    for saved, dataset in zip(copies, datasets, strict=True):
+        current = _arrays(dataset)
+        if len(current) != len(saved):
+            return False
+        for (shape, dtype, data), a in zip(saved, current, strict=True):
+            if a.shape != shape or a.dtype.str != dtype or a.tobytes() != data:
+                return False
+    return True
+
+
 def per_member_data(attribute: str) -> Callable:
     """Decorate a model method ``build(self, datasets, shared)`` that derives arrays from the
     data of :meth:`Model.batched_grad` (one dataset shared by every member, or a list of one per
@@ -28,8 +61,11 @@ def per_member_data(attribute: str) -> Callable:
     The answer is kept in the instance attribute ``attribute`` (list it in the class's
     ``hash_exclude``: it is a cache), keyed by the identity of the datasets, which the cache
     holds so that an id is never reused while cached: a flow asks with the same data at every
-    step. ``build`` receives ``datasets`` (a tuple: the shared dataset alone, or the members')
-    and ``shared`` (whether one dataset serves every member).
+    step. A dataset changed in place since (``data.X *= 2``) is not mistaken for the old one:
+    the cache keeps the bytes of the datasets' arrays and compares them, exactly, at every
+    call (a pass over the data, small beside the gradient that reads it). ``build`` receives
+    ``datasets`` (a tuple: the shared dataset alone, or the members') and ``shared`` (whether
+    one dataset serves every member).
     """
 
     def wrap(build: Callable[[Any, tuple, bool], Any]) -> Callable[[Any, Any], Any]:
@@ -39,10 +75,11 @@ def per_member_data(attribute: str) -> Callable:
             key = (data,) if shared else tuple(data)
             cached = getattr(self, attribute, None)
             if (cached is not None and cached[0] == shared and len(cached[1]) == len(key)
-                    and all(a is b for a, b in zip(cached[1], key, strict=True))):
+                    and all(a is b for a, b in zip(cached[1], key, strict=True))
+                    and _unchanged(cached[3], key)):
                 return cached[2]
             value = build(self, key, shared)
-            setattr(self, attribute, (shared, key, value))
+            setattr(self, attribute, (shared, key, value, [_array_copies(d) for d in key]))
             return value
 
         return method

@@ -239,9 +239,12 @@ def run_group(experiment_name: str, configs: list[dict[str, Any]], out: str
     :func:`run_task` would.
 
     Every task folder is locked and gets its ``runs.log`` line, and each task's run folder,
-    record and error are its own: a member's failure is that task's failure only. Never
-    raises: if the ensemble itself fails (not one member), every task is run alone with
-    :func:`run_task`, so that no task is recorded with another's error.
+    record and error are its own: a member's failure is that task's failure only. A task
+    whose member failed is run again alone with :func:`run_task`, so that its record is the
+    one its own run gives: in an ensemble the steps are the hardest member's and the work
+    limits are shared (their sum), so a member may fail there (or fail otherwise) where it
+    would not alone. Never raises: if the ensemble itself fails (not one member), every task
+    is run alone, so that no task is recorded with another's error.
     """
     if len(configs) == 1:
         return [run_task(experiment_name, configs[0], out)]
@@ -261,13 +264,11 @@ def run_group(experiment_name: str, configs: list[dict[str, Any]], out: str
         return [run_task(experiment_name, c, out) for c in configs]
     records = []
     for key, config, path, result in zip(keys, configs, paths, results, strict=True):
-        record: dict[str, Any] = {"key": key, "config": to_jsonable(config), "path": str(path)}
-        if isinstance(result, Exception):
-            record.update(status="error", summary=None,
-                          error=f"{type(result).__name__}: {result}",
-                          traceback="".join(traceback.format_exception(result, limit=5)))
-        else:
-            record.update(status="ok", summary=_scalars(result), error=None)
+        if isinstance(result, Exception):  # its own run decides: alone, its own limits
+            records.append(run_task(experiment_name, config, out))
+            continue
+        record: dict[str, Any] = {"key": key, "config": to_jsonable(config), "path": str(path),
+                                  "status": "ok", "summary": _scalars(result), "error": None}
         records.append(record)
     return records
 

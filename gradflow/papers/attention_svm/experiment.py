@@ -24,6 +24,7 @@ from gradflow.experiment import (
     Outcome,
     Parameter,
     check_memory,
+    ensemble_solver_options,
     log_records,
     seed_parameter,
     solver_options,
@@ -217,7 +218,7 @@ def train_local_ensemble(configs: list[dict[str, Any]], outs: list[Path],
     ens = protocol.normalized_flow_ensemble(
         [model for *_, model in members], [data for _, _, data, _ in members],
         config["t_end"], thetas0=thetas0, record_at=grid, progress=progress,
-        **solver_options(config))
+        **ensemble_solver_options(configs, per_config=N))
     seconds = (time.perf_counter() - start) / len(members)
     results: list[Outcome | Exception] = []
     for j in range(len(configs)):

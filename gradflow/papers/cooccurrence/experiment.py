@@ -14,6 +14,7 @@ from gradflow.experiment import (
     Outcome,
     Parameter,
     check_memory,
+    ensemble_solver_options,
     log_records,
     non_finite_line,
     non_finite_observables,
@@ -140,7 +141,7 @@ def train_ensemble(configs: list[dict[str, Any]], outs: list[Path], progress: bo
         [m for _, m, _ in built], [d for d, _, _ in built], np.stack([t for _, _, t in built]),
         config["t_end"], per_decade=config["per_decade"], store_theta=config["store_theta"],
         progress=progress, configs=[{"experiment": "cooccurrence", **c} for c in configs],
-        **solver_options(config))
+        **ensemble_solver_options(configs))
     return [r if isinstance(r, Exception) else Outcome(trajectories={"trajectory": r})
             for r in results]
 
