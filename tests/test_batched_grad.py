@@ -204,13 +204,22 @@ def test_the_overrides_are_overrides(case):
     assert type(case.model).batched_grad is not Model.batched_grad
 
 
+_BUILT = {name: build() for name, build in CASES.items()}
+KINDS = [(name, kind) for name, built in _BUILT.items()
+         for kind in ("shared", "stacking", "ragged")
+         if kind == "shared" or getattr(built, kind) is not None]
+"""The (model, data kind) pairs that exist: a model without stacking or ragged per-member data
+has no such case (rather than a skipped one)."""
+COMPLEX_SAFE = [name for name, built in _BUILT.items() if built.complex_safe]
+"""The models whose ``grad`` takes complex θ (the others' docstrings say real θ only)."""
+
+
 @pytest.mark.parametrize("B", MEMBERS)
-@pytest.mark.parametrize("kind", ["shared", "stacking", "ragged"])
-def test_batched_grad_equals_the_per_member_grad(case, B, kind, monkeypatch):
+@pytest.mark.parametrize(("name", "kind"), KINDS, ids=[f"{n}-{k}" for n, k in KINDS])
+def test_batched_grad_equals_the_per_member_grad(name, kind, B, monkeypatch):
+    case = CASES[name]()
     make = {"shared": lambda B, gen: case.shared, "stacking": case.stacking,
             "ragged": case.ragged}[kind]
-    if make is None:
-        pytest.skip(f"no {kind} per-member data for this model")
     gen = np.random.default_rng(B)
     thetas = _members(case, B, gen)
     data = make(B, gen)
@@ -273,11 +282,11 @@ def test_members_in_chunks_equal_the_per_member_grad(name, kind, monkeypatch):
 
 
 @pytest.mark.parametrize("B", [1, 3])
-def test_the_complex_step_of_batched_grad_is_the_per_member_one(case, B):
+@pytest.mark.parametrize("name", COMPLEX_SAFE)
+def test_the_complex_step_of_batched_grad_is_the_per_member_one(name, B):
     """Where ``grad`` is complex-step safe, so is the override: Im g(θ + ihv)/h (the Hessian
     along v) equals member by member, to RTOL of its largest entry."""
-    if not case.complex_safe:
-        pytest.skip("grad is real-θ only for this model (its own docstring)")
+    case = CASES[name]()
     gen = np.random.default_rng(B)
     thetas = _members(case, B, gen)
     v = gen.standard_normal(thetas.shape)
