@@ -467,6 +467,9 @@ CLAIMS = (
         status="reproduced", ledger="H10", uses=("imbalanced",),
         check=lambda r: [_significant(x, 2) for x in _losses_at(r, 40.0)[:2]],
         expected=Equals([0.014, 0.21], reason=_SPEC_DIGITS),
+        experiment="icl_imbalanced",
+        from_summary=lambda s: [_significant(x, 2) for x in s["per_query_loss_at"]["40"][:2]],
+        config={"K": 4, "N": 40, "p_dominant": 0.55, "include_query": False},
     ),
     Claim(
         id="softmax_icl.rare_query_140",
