@@ -66,6 +66,7 @@ from gradflow.flow import (
     _check_grid,
     _check_tolerances,
     _decade,
+    _enter_next_piece_at_its_start,
     _event_value,
     _objective_identity,
     _OutOfBudget,
@@ -823,9 +824,7 @@ class _EnsembleRun:
         state = {"piece": info["piece"], "tau": info["tau"], "h": info["h"], "next": k,
                  "active": np.asarray(info["active"], dtype=np.int64),
                  "Y": arrays["thetas"].copy(), "resumed": info["resumed"] + 1}
-        if state["piece"] < len(self.piece_t) - 1 and state["tau"] == self.piece_tau[
-                state["piece"] + 1]:
-            state.update(piece=state["piece"] + 1, h=None)
+        _enter_next_piece_at_its_start(state, self.piece_tau)
         return state
 
     def _checkpoint(self, state: dict[str, Any]) -> None:

@@ -400,11 +400,7 @@ class _Run:
                  "h": info["h"], "next": info["next"],
                  "event_values": list(arrays["event_values"]), "resumed": info["resumed"] + 1,
                  "method": info["method"]}
-        if state["piece"] < len(self.piece_t) - 1 and state["tau"] == self.piece_tau[
-                state["piece"] + 1]:
-            # saved after the last step of a piece, before the piece count moved on: the
-            # uninterrupted run goes on with the next piece (and a fresh step size) here
-            state.update(piece=state["piece"] + 1, h=None)
+        _enter_next_piece_at_its_start(state, self.piece_tau)
         return state
 
     def _checkpoint(self, state: dict[str, Any]) -> None:
@@ -778,6 +774,13 @@ def _check_budget(name: str, value: Any, integer: bool) -> float:
         kind = "a positive integer" if integer else "a positive number of seconds"
         raise ArgumentError(f"{name} must be {kind} or None, got {value!r}")
     return float(value)
+
+
+def _enter_next_piece_at_its_start(state: dict[str, Any], piece_tau: Sequence[float]) -> None:
+    """A restored state saved after the last step of a rate piece, before the piece count
+    moved on: the uninterrupted run goes on with the next piece (and a fresh step size)."""
+    if state["piece"] < len(piece_tau) - 1 and state["tau"] == piece_tau[state["piece"] + 1]:
+        state.update(piece=state["piece"] + 1, h=None)
 
 
 def _check_tolerances(rtol: Any, atol: Any, max_step: Any) -> tuple[float, float, float]:
