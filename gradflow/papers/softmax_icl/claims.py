@@ -437,6 +437,9 @@ CLAIMS = (
                "reviews); docs/derivations/softmax_icl.md, §Reference values of an independent "
                "prototype (1.2–1.5·K²)",
         status="reproduced", ledger="H8", uses=("balanced",), check=_phase1,
+        experiment="icl_balanced", config={"n_per_K": 20},
+        from_summary=lambda s: [(T / int(K) ** 2 - 1) * int(K) / np.log(int(K))
+                                for K, T in s["time_to_alpha_half"].items()],
         expected=Within(low=0.0, high=3.15, reason="the derived expansion: T/K² − 1 = "
                         "3(1 + K/N) log K/K + c/K, and the remainder c is negative (the (K − 1) "
                         "prefactor and the upper limit u(α = ½) ≈ 1 each subtract ~K; measured "

@@ -87,6 +87,7 @@ ICL_BALANCED = Experiment(
         *solver_parameters(**protocol.SOLVER),
     ),
     train=train_balanced, summarize=summarize_balanced,
+    claims=tuple(c for c in CLAIMS if c.experiment == "icl_balanced"),
     draw="gradflow.papers.softmax_icl.figures:draw_balanced",
     objective=lambda c: (BalancedICL(c["K_values"][0], c["n_per_K"] * c["K_values"][0])
                          .objective(None), np.array([0.3])),
