@@ -650,24 +650,33 @@ class _EnsembleRun:
             self.obs_rows[name][b, k] = value
         self.n_records[b] = k + 1
 
-    def _set_final(self, b: int, t: float, theta: np.ndarray, row: bool) -> None:
-        """Member b ends at (t, θ); ``row``: record it as an extra (off-grid) row."""
+    def _set_final(self, b: int, t: float, theta: np.ndarray, row: bool
+                   ) -> _UserFunctionFailure | None:
+        """Member b ends at (t, θ); ``row``: record it as an extra (off-grid) row. Returns the
+        failure of an observable at that row (nothing is recorded for it), else None."""
         self.final_t[b] = t
         self.final_state[b] = theta
         if row:
             try:
                 values = self._observe(b, t, theta)
-            except _UserFunctionFailure:
-                return  # keep what was recorded (as simulate's partial trajectory does)
+            except _UserFunctionFailure as exc:
+                return exc
             for name, value in values.items():
                 self.final_obs[name][b] = value
             self.has_final_row[b] = True
+        return None
 
     def _stop(self, b: int, reason: str, error: GradflowError | None, t: float,
               theta: np.ndarray) -> None:
         k = int(self.n_records[b])
         last_t = float(self.grid_t[k - 1]) if k else -np.inf
-        self._set_final(b, t, theta, row=t > last_t)
+        failure = self._set_final(b, t, theta, row=t > last_t)
+        if failure is not None and error is None:
+            # a member that ended well but whose last row cannot be observed has failed, as
+            # its own simulate would (a failed member keeps what it recorded before)
+            reason = "observable" if failure.kind == "observable" else "event function"
+            error = self._error(ObservableError, b, f"member {b}: {failure}; fix the "
+                                "function", t)
         self.reasons[b] = reason
         if error is None:
             self.status[b] = ("finished" if reason == "finished" else

@@ -592,3 +592,25 @@ def test_a_checkpointed_ensemble_whose_every_observable_failed_still_saves(tmp_p
                             checkpoint=tmp_path / "ck", checkpoint_key="half-squared-norm")
     assert ens.stop_reasons == ["observable", "observable"]
     assert all(isinstance(e, ObservableError) for e in ens.errors)
+
+
+def test_an_observable_failing_at_a_members_last_row_fails_that_member():
+    """A member stopped by a terminal event between grid times gets an off-grid last row; if
+    its observable raises there the member has failed (as its own simulate does), not
+    "terminated" with the row quietly missing."""
+    objective = HalfSquaredNorm()
+    thetas0 = np.stack([np.full(5, 1.0), np.full(5, 2.0)])
+    stop = Event("half", lambda th: th[0] - 0.5, terminal=True)  # member 0 at t = ln 2
+
+    def picky(theta):
+        if theta[0] < 0.51:  # only ever reached at member 0's stop
+            raise ValueError("cannot observe here")
+        return theta[0]
+
+    kwargs = dict(method="RK45", rtol=RTOL, atol=ATOL, record_at=[0.0, 0.5, 1.0],
+                  observables={"x": picky}, events=[stop])
+    ens = simulate_ensemble(objective, thetas0, 1.0, **kwargs)  # member 1 ends at 2/e > 0.51
+    with pytest.raises(ObservableError):
+        simulate(objective, thetas0[0], 1.0, **kwargs)
+    assert ens.status[0].startswith("failed") and isinstance(ens.errors[0], ObservableError)
+    assert ens.status[1] == "finished"
